@@ -1,0 +1,222 @@
+//! A connected database: the store, the cached catalog and the process's holder id.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+
+use crate::catalog::{self, CATALOG_KEY};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::validate_name;
+use crate::lock::{Lock, LockOptions};
+use crate::resource::Resource;
+use crate::sequence::{Sequence, SequenceOptions};
+use crate::storage::{PutRequest, Stats, Store, StoreError, WriteCondition};
+
+#[derive(Debug)]
+pub(crate) struct Cached {
+    pub catalog: Value,
+    pub etag: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct DbInner {
+    pub store: Store,
+    pub catalog: Mutex<Cached>,
+    pub holder_id: String,
+}
+
+/// A database: one bucket (and key prefix) holding `s3db.json` and the records.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+impl Database {
+    /// Connects to the store a connection string names (`memory://`, `file://`, `s3://`,
+    /// `http(s)://`), creating `s3db.json` if the store has none.
+    pub async fn connect(conn: &str) -> Result<Database> {
+        let store = Store::open(conn).await?;
+        Database::with_store(store).await
+    }
+
+    pub async fn with_store(store: Store) -> Result<Database> {
+        let cached = load_or_create(&store).await?;
+        Ok(Database {
+            inner: Arc::new(DbInner {
+                store,
+                catalog: Mutex::new(cached),
+                holder_id: holder_id(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Requests sent so far, by kind.
+    pub fn stats(&self) -> Stats {
+        self.inner.store.stats()
+    }
+
+    pub fn reset_stats(&self) {
+        self.inner.store.reset_stats()
+    }
+
+    /// Unique per process: host, pid and a random part.
+    pub fn holder_id(&self) -> &str {
+        &self.inner.holder_id
+    }
+
+    /// Defines a resource (or redefines it: a new catalog version). The catalog is written
+    /// by compare-and-swap; a concurrent writer's change is re-read and kept.
+    pub async fn create_resource(&self, name: &str, attributes: &Value) -> Result<Resource> {
+        validate_name("resource name", name)?;
+        let attrs = attributes
+            .as_object()
+            .ok_or_else(|| Error::validation("attributes must be an object of rule strings"))?;
+        crate::schema::parse_attributes(attrs)?;
+        let mut cached = self.inner.catalog.lock().await;
+        loop {
+            let mut next = cached.catalog.clone();
+            let now = catalog::iso_now();
+            if !catalog::define_resource(&mut next, name, attrs, &now)? {
+                break;
+            }
+            next["lastUpdated"] = Value::String(now);
+            let req = PutRequest {
+                body: Bytes::from(catalog::serialize(&next)),
+                content_type: Some("application/json".into()),
+                condition: WriteCondition::IfMatch(cached.etag.clone()),
+                ..Default::default()
+            };
+            match self.inner.store.put(CATALOG_KEY, req).await {
+                Ok(etag) => {
+                    *cached = Cached {
+                        catalog: next,
+                        etag,
+                    };
+                    break;
+                }
+                Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
+                    *cached = load_or_create(&self.inner.store).await?;
+                }
+                Err(e) => return Err(e.at(CATALOG_KEY)),
+            }
+        }
+        let schema = catalog::schema_of(&cached.catalog, name)?
+            .ok_or_else(|| Error::not_found(format!("resource {name}")))?;
+        Ok(Resource::new(self.inner.clone(), name, schema))
+    }
+
+    /// A resource defined earlier (by this or another client).
+    pub async fn resource(&self, name: &str) -> Result<Resource> {
+        validate_name("resource name", name)?;
+        let mut cached = self.inner.catalog.lock().await;
+        if let Some(schema) = catalog::schema_of(&cached.catalog, name)? {
+            return Ok(Resource::new(self.inner.clone(), name, schema));
+        }
+        *cached = load_or_create(&self.inner.store).await?;
+        match catalog::schema_of(&cached.catalog, name)? {
+            Some(schema) => Ok(Resource::new(self.inner.clone(), name, schema)),
+            None => Err(Error::not_found(format!("resource {name}"))),
+        }
+    }
+
+    /// Names of the resources in the catalog as last read.
+    pub async fn list_resources(&self) -> Vec<String> {
+        catalog::resource_names(&self.inner.catalog.lock().await.catalog)
+    }
+
+    /// Re-reads `s3db.json`.
+    pub async fn refresh(&self) -> Result<()> {
+        let fresh = load_or_create(&self.inner.store).await?;
+        *self.inner.catalog.lock().await = fresh;
+        Ok(())
+    }
+
+    pub async fn lock(&self, name: &str, options: LockOptions) -> Result<Lock> {
+        Lock::acquire(self.inner.clone(), name, options).await
+    }
+
+    /// Runs `f` holding the lock and always releases it.
+    pub async fn with_lock<T, F, Fut>(&self, name: &str, options: LockOptions, f: F) -> Result<T>
+    where
+        F: FnOnce(Lock) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let lock = self.lock(name, options).await?;
+        let out = f(lock.clone()).await;
+        let released = lock.release().await;
+        let value = out?;
+        released?;
+        Ok(value)
+    }
+
+    pub fn sequence(&self, name: &str) -> Result<Sequence> {
+        self.sequence_with(name, SequenceOptions::default())
+    }
+
+    pub fn sequence_with(&self, name: &str, options: SequenceOptions) -> Result<Sequence> {
+        Sequence::new(self.inner.clone(), name, options)
+    }
+}
+
+async fn load_or_create(store: &Store) -> Result<Cached> {
+    loop {
+        match store.get(CATALOG_KEY).await {
+            Ok(obj) => {
+                let catalog = catalog::parse(&obj.body)?;
+                return Ok(Cached {
+                    catalog,
+                    etag: obj.head.etag,
+                });
+            }
+            Err(StoreError::NotFound) => {
+                let catalog = catalog::empty(&catalog::iso_now());
+                let req = PutRequest {
+                    body: Bytes::from(catalog::serialize(&catalog)),
+                    content_type: Some("application/json".into()),
+                    condition: WriteCondition::IfNoneMatch,
+                    ..Default::default()
+                };
+                match store.put(CATALOG_KEY, req).await {
+                    Ok(etag) => return Ok(Cached { catalog, etag }),
+                    // Someone else created it first: read theirs.
+                    Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.at(CATALOG_KEY)),
+                }
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Storage,
+                    format!(
+                        "cannot read s3db.json (catalog left untouched): {}",
+                        e.at(CATALOG_KEY)
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+fn holder_id() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        crate::ids::generate_id(8)
+    )
+}
+
+pub(crate) fn object_of(v: Value) -> Result<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Ok(m),
+        other => Err(Error::validation(format!(
+            "a record must be an object, got {}",
+            crate::schema::type_name(&other)
+        ))),
+    }
+}

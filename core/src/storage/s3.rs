@@ -1,0 +1,327 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::{retry::RetryConfig, timeout::TimeoutConfig};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
+use aws_sdk_s3::Client;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::{
+    ConnectionString, Endpoint, ListPage, Metadata, Object, ObjectHead, ObjectStore, PutRequest,
+    StoreError, StoreResult, WriteCondition,
+};
+
+/// Any S3-compatible service through aws-sdk-s3 (path-style for custom endpoints).
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+impl S3Store {
+    pub fn new(conn: &ConnectionString) -> crate::Result<S3Store> {
+        let Endpoint::S3 {
+            endpoint,
+            bucket,
+            region,
+            access_key,
+            secret_key,
+            session_token,
+        } = &conn.endpoint
+        else {
+            return Err(crate::Error::invalid("not an S3 connection string"));
+        };
+        let creds = Credentials::new(
+            access_key,
+            secret_key,
+            session_token.clone(),
+            None,
+            "s3db-connection-string",
+        );
+        let mut builder = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.clone()))
+            .credentials_provider(creds)
+            .retry_config(RetryConfig::disabled())
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(ep) = endpoint {
+            builder = builder.endpoint_url(ep).force_path_style(true);
+        }
+        Ok(S3Store {
+            client: Client::from_conf(builder.build()),
+            bucket: bucket.clone(),
+        })
+    }
+
+    /// Creates the bucket if it does not exist (for tests and fresh servers).
+    pub async fn ensure_bucket(&self) -> StoreResult<()> {
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match e.code() {
+                Some("BucketAlreadyOwnedByYou") | Some("BucketAlreadyExists") => Ok(()),
+                _ => Err(classify(e)),
+            },
+        }
+    }
+}
+
+fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    let status = err.raw_response().map(|r| r.status_code());
+    let code = err.code().map(str::to_string);
+    match (&err, status, code.as_deref()) {
+        (_, Some(404), _) | (_, _, Some("NoSuchKey")) | (_, _, Some("NotFound")) => {
+            StoreError::NotFound
+        }
+        (_, Some(412), _) | (_, _, Some("PreconditionFailed")) => StoreError::PreconditionFailed,
+        (_, Some(409), _) | (_, _, Some("ConditionalRequestConflict")) => StoreError::Conflict,
+        (_, Some(429), _) | (_, Some(503), _) | (_, _, Some("SlowDown")) => {
+            StoreError::Throttled(describe(&err))
+        }
+        (_, Some(s), _) if s >= 500 => StoreError::Transient(describe(&err)),
+        (SdkError::TimeoutError(_), _, _)
+        | (SdkError::DispatchFailure(_), _, _)
+        | (SdkError::ResponseError(_), _, _) => StoreError::Transient(describe(&err)),
+        _ => StoreError::Fatal(describe(&err)),
+    }
+}
+
+fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (err.code(), err.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => match err {
+            SdkError::DispatchFailure(d) => format!("dispatch failure: {d:?}"),
+            SdkError::TimeoutError(_) => "request timed out".into(),
+            other => format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(other)
+            ),
+        },
+    }
+}
+
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+fn metadata_of(m: Option<&std::collections::HashMap<String, String>>) -> Metadata {
+    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn get(&self, key: &str) -> StoreResult<Object> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        let head = ObjectHead {
+            metadata: metadata_of(out.metadata()),
+            content_type: out.content_type().map(str::to_string),
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: out
+                .last_modified()
+                .map(|t| t.to_millis().unwrap_or(0))
+                .unwrap_or(0),
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Transient(format!("reading body: {e}")))?
+            .into_bytes();
+        Ok(Object { head, body })
+    }
+
+    async fn head(&self, key: &str) -> StoreResult<ObjectHead> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(ObjectHead {
+            metadata: metadata_of(out.metadata()),
+            content_type: out.content_type().map(str::to_string),
+            etag: out.e_tag().unwrap_or_default().to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: out
+                .last_modified()
+                .map(|t| t.to_millis().unwrap_or(0))
+                .unwrap_or(0),
+        })
+    }
+
+    async fn put(&self, key: &str, req: PutRequest) -> StoreResult<String> {
+        let mut op = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(req.body.into())
+            .set_metadata(Some(req.metadata.into_iter().collect()))
+            .set_content_type(req.content_type);
+        match req.condition {
+            WriteCondition::None => {}
+            WriteCondition::IfNoneMatch => op = op.if_none_match("*"),
+            WriteCondition::IfMatch(etag) => op = op.if_match(etag),
+        }
+        let out = op.send().await.map_err(classify)?;
+        Ok(out.e_tag().unwrap_or_default().to_string())
+    }
+
+    async fn copy(
+        &self,
+        src: &str,
+        dst: &str,
+        metadata: Metadata,
+        content_type: Option<String>,
+        condition: WriteCondition,
+    ) -> StoreResult<String> {
+        let mut op = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(dst)
+            .copy_source(format!(
+                "{}/{}",
+                self.bucket,
+                utf8_percent_encode(src, COPY_SOURCE)
+            ))
+            .metadata_directive(MetadataDirective::Replace)
+            .set_metadata(Some(metadata.into_iter().collect()))
+            .set_content_type(content_type);
+        match condition {
+            WriteCondition::None => {}
+            WriteCondition::IfNoneMatch => op = op.if_none_match("*"),
+            WriteCondition::IfMatch(etag) => op = op.if_match(etag),
+        }
+        let out = op.send().await.map_err(classify)?;
+        Ok(out
+            .copy_object_result()
+            .and_then(|r| r.e_tag())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> StoreResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_if_match(if_match.map(str::to_string))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> StoreResult<Vec<(String, StoreError)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Fatal(e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StoreError::Fatal(e.to_string()))?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out
+            .errors()
+            .iter()
+            .map(|e| {
+                (
+                    e.key().unwrap_or_default().to_string(),
+                    StoreError::Fatal(e.message().unwrap_or("delete failed").to_string()),
+                )
+            })
+            .collect())
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: usize,
+    ) -> StoreResult<ListPage> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_continuation_token(continuation.map(str::to_string))
+            .max_keys(max_keys.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(classify)?;
+        let keys = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        let next = if out.is_truncated().unwrap_or(false) {
+            out.next_continuation_token().map(str::to_string)
+        } else {
+            None
+        };
+        Ok(ListPage { keys, next })
+    }
+}
