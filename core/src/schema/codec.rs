@@ -227,7 +227,8 @@ mod tests {
     #[test]
     fn url_and_base64_classes() {
         assert_eq!(encode_value("café"), "u:caf%C3%A9");
-        assert_eq!(encode_value("a\nb"), "u:a%0Ab");
+        assert_eq!(encode_value("line1\nline2\ttab"), "u:line1%0Aline2%09tab");
+        assert_eq!(encode_value("a\nb"), "b:YQpi");
         assert!(encode_value("ðñòó").starts_with("b:"));
         for s in ["café", "日本語テキスト", "a\tb", "😀 emoji", "ñ"] {
             assert_eq!(decode_value(&encode_value(s)).unwrap(), s);

@@ -280,20 +280,6 @@ pub fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_is_normalized_like_path_join() {
-        assert_eq!(normalize_prefix(""), "");
-        assert_eq!(normalize_prefix("/"), "");
-        assert_eq!(normalize_prefix("tenant/a"), "tenant/a/");
-        assert_eq!(normalize_prefix("x//y/"), "x/y/");
-        assert_eq!(normalize_prefix("a/./b/../c"), "a/c/");
-    }
-}
-
 /// Etag of the embedded backends: a digest of everything stored, so that any change of
 /// body, metadata or content type is visible to compare-and-swap.
 pub(crate) fn content_etag(body: &[u8], metadata: &Metadata, content_type: Option<&str>) -> String {
@@ -337,4 +323,18 @@ pub(crate) fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_normalized_like_path_join() {
+        assert_eq!(normalize_prefix(""), "");
+        assert_eq!(normalize_prefix("/"), "");
+        assert_eq!(normalize_prefix("tenant/a"), "tenant/a/");
+        assert_eq!(normalize_prefix("x//y/"), "x/y/");
+        assert_eq!(normalize_prefix("a/./b/../c"), "a/c/");
+    }
 }

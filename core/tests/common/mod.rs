@@ -1,0 +1,40 @@
+#![allow(dead_code)]
+
+use s3db::Database;
+
+pub fn random_name(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        s3db::ids::generate_id(10).replace(['-', '_'], "x")
+    )
+}
+
+/// memory, file and (when `S3DB_TEST_S3_URL` is set) a real S3 server, each fresh.
+pub fn backends() -> Vec<String> {
+    let mut urls = vec![
+        format!("memory://{}", random_name("bucket-")),
+        format!("file://{}", tempdir()),
+    ];
+    if let Ok(s3) = std::env::var("S3DB_TEST_S3_URL") {
+        urls.push(format!(
+            "{}/{}",
+            s3.trim_end_matches('/'),
+            random_name("t-")
+        ));
+    }
+    urls
+}
+
+pub fn tempdir() -> String {
+    let dir = tempfile::Builder::new()
+        .prefix("s3db-test-")
+        .tempdir()
+        .unwrap();
+    dir.keep().to_string_lossy().into_owned()
+}
+
+pub async fn connect(url: &str) -> Database {
+    Database::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
+}
