@@ -132,7 +132,7 @@ impl FileStore {
         Ok(Some(ObjectHead {
             metadata: side.metadata,
             content_type: side.content_type,
-            etag: side.etag,
+            etag: format!("\"{}\"", side.etag.trim_matches('"')),
             size: side.size,
             last_modified,
         }))
@@ -150,13 +150,13 @@ impl FileStore {
         let side = Sidecar {
             metadata,
             content_type: Some(content_type),
-            etag: etag.clone(),
+            etag: etag.trim_matches('"').to_string(),
             last_modified: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             size: body.len() as u64,
             content_length: body.len() as u64,
             compressed: false,
         };
-        let side_json = serde_json::to_vec(&side).map_err(|e| StoreError::Fatal(e.to_string()))?;
+        let side_json = serde_json::to_vec_pretty(&side).map_err(|e| StoreError::Fatal(e.to_string()))?;
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_err)?;
         }
