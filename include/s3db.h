@@ -10,7 +10,8 @@
  *   strings and malformed JSON are S3DB_ERR_INVALID_ARGUMENT, never a crash; a bug inside the
  *   library is S3DB_ERR_INTERNAL (99), never an abort.
  * - Strings returned through `char **out` parameters are owned by the caller: free them with
- *   s3db_string_free(). On failure such outputs are set to NULL.
+ *   s3db_string_free(). String and handle out-parameters are set to NULL first, so they are
+ *   NULL after any failure.
  * - Handles (s3db_database_t, s3db_resource_t, s3db_lock_t, s3db_sequence_t) are opaque, owned
  *   by the caller, freed with their NULL-safe *_free function, and safe to use from several
  *   threads at once. A handle stays valid until freed, whatever happens to the handle it came
@@ -467,6 +468,11 @@ int s3db_sequence(const struct s3db_database_t *db,
  * Frees a sequence handle. NULL is ignored.
  */
 void s3db_sequence_free(struct s3db_sequence_t *seq);
+
+/**
+ * The sequence's name (free with `s3db_string_free`).
+ */
+int s3db_sequence_name(const struct s3db_sequence_t *seq, char **out);
 
 /**
  * Hands out the next value (one GET + one conditional PUT when uncontended).

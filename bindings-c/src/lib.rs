@@ -379,8 +379,9 @@ unsafe fn arg_out<'a, T>(p: *mut T, what: &str) -> FfiResult<&'a mut T> {
         .ok_or_else(|| Fail::invalid(format!("{what} (output) is NULL")))
 }
 
-/// Like `arg_out` for string outputs: also sets `*p` to NULL so it is defined on failure.
-unsafe fn arg_out_str<'a>(p: *mut *mut c_char, what: &str) -> FfiResult<&'a mut *mut c_char> {
+/// Like `arg_out` for string and handle outputs: also sets `*p` to NULL, so that it is
+/// defined on failure. Called first in every function, before other arguments are checked.
+unsafe fn arg_out_ptr<'a, T>(p: *mut *mut T, what: &str) -> FfiResult<&'a mut *mut T> {
     let out = arg_out(p, what)?;
     *out = std::ptr::null_mut();
     Ok(out)
@@ -493,9 +494,8 @@ pub unsafe extern "C" fn s3db_connect(
     out_db: *mut *mut s3db_database_t,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_db, "out_db")?;
         let url = arg_str(url, "url")?;
-        let out = arg_out(out_db, "out_db")?;
-        *out = std::ptr::null_mut();
         let db = run(Database::connect(url))?;
         give_handle(out, s3db_database_t { db });
         Ok(())
@@ -537,11 +537,10 @@ pub unsafe extern "C" fn s3db_create_resource(
     out_res: *mut *mut s3db_resource_t,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_res, "out_res")?;
         let db = &arg_ref(db, "db")?.db;
         let name = arg_str(name, "name")?;
         let attributes = arg_json(attributes_json, "attributes_json")?;
-        let out = arg_out(out_res, "out_res")?;
-        *out = std::ptr::null_mut();
         let res = run(db.create_resource(name, &attributes))?;
         give_handle(out, s3db_resource_t { res });
         Ok(())
@@ -556,10 +555,9 @@ pub unsafe extern "C" fn s3db_resource(
     out_res: *mut *mut s3db_resource_t,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_res, "out_res")?;
         let db = &arg_ref(db, "db")?.db;
         let name = arg_str(name, "name")?;
-        let out = arg_out(out_res, "out_res")?;
-        *out = std::ptr::null_mut();
         let res = run(db.resource(name))?;
         give_handle(out, s3db_resource_t { res });
         Ok(())
@@ -579,8 +577,8 @@ pub unsafe extern "C" fn s3db_list_resources(
     out_json: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
         let db = &arg_ref(db, "db")?.db;
-        let out = arg_out_str(out_json, "out_json")?;
         let names = block_on(db.list_resources())?;
         give_json(out, &names)
     })
@@ -602,8 +600,8 @@ pub unsafe extern "C" fn s3db_holder_id(
     out: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out, "out")?;
         let db = &arg_ref(db, "db")?.db;
-        let out = arg_out_str(out, "out")?;
         *out = give_string(db.holder_id().to_string());
         Ok(())
     })
@@ -616,8 +614,8 @@ pub unsafe extern "C" fn s3db_stats(
     out_json: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
         let db = &arg_ref(db, "db")?.db;
-        let out = arg_out_str(out_json, "out_json")?;
         give_json(out, &db.stats())
     })
 }
@@ -629,8 +627,8 @@ pub unsafe extern "C" fn s3db_request_stats(
     out: *mut s3db_stats_t,
 ) -> c_int {
     ffi(|| {
-        let db = &arg_ref(db, "db")?.db;
         let out = arg_out(out, "out")?;
+        let db = &arg_ref(db, "db")?.db;
         let s = db.stats();
         *out = s3db_stats_t {
             get: s.get,
@@ -664,8 +662,8 @@ pub unsafe extern "C" fn s3db_resource_name(
     out: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out, "out")?;
         let res = &arg_ref(res, "res")?.res;
-        let out = arg_out_str(out, "out")?;
         *out = give_string(res.name().to_string());
         Ok(())
     })
@@ -680,11 +678,11 @@ pub unsafe extern "C" fn s3db_insert(
     out_json: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
-        let res = &arg_ref(res, "res")?.res;
-        let record = arg_json(json, "json")?;
         if !out_json.is_null() {
             *out_json = std::ptr::null_mut();
         }
+        let res = &arg_ref(res, "res")?.res;
+        let record = arg_json(json, "json")?;
         let stored = run(res.insert(record))?;
         match out_json.as_mut() {
             Some(out) => give_json(out, &stored),
@@ -716,9 +714,9 @@ pub unsafe extern "C" fn s3db_get(
     out_json: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
         let res = &arg_ref(res, "res")?.res;
         let id = arg_str(id, "id")?;
-        let out = arg_out_str(out_json, "out_json")?;
         give_json(out, &run(res.get(id))?)
     })
 }
@@ -746,9 +744,9 @@ pub unsafe extern "C" fn s3db_get_or_null(
     out_json: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
         let res = &arg_ref(res, "res")?.res;
         let id = arg_str(id, "id")?;
-        let out = arg_out_str(out_json, "out_json")?;
         if let Some(record) = run(res.get_or_none(id))? {
             give_json(out, &record)?;
         }
@@ -764,9 +762,9 @@ pub unsafe extern "C" fn s3db_exists(
     out: *mut bool,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out(out, "out")?;
         let res = &arg_ref(res, "res")?.res;
         let id = arg_str(id, "id")?;
-        let out = arg_out(out, "out")?;
         *out = run(res.exists(id))?;
         Ok(())
     })
@@ -783,12 +781,12 @@ pub unsafe extern "C" fn s3db_update(
     out_json: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
-        let res = &arg_ref(res, "res")?.res;
-        let id = arg_str(id, "id")?;
-        let changes = arg_json(json, "json")?;
         if !out_json.is_null() {
             *out_json = std::ptr::null_mut();
         }
+        let res = &arg_ref(res, "res")?.res;
+        let id = arg_str(id, "id")?;
+        let changes = arg_json(json, "json")?;
         let merged = run(res.update(id, changes))?;
         match out_json.as_mut() {
             Some(out) => give_json(out, &merged),
@@ -848,8 +846,8 @@ pub unsafe extern "C" fn s3db_list_ids(
     out_json: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
         let res = &arg_ref(res, "res")?.res;
-        let out = arg_out_str(out_json, "out_json")?;
         give_json(out, &run(res.list_ids())?)
     })
 }
@@ -874,8 +872,8 @@ pub unsafe extern "C" fn s3db_list(
     out_json: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
         let res = &arg_ref(res, "res")?.res;
-        let out = arg_out_str(out_json, "out_json")?;
         give_json(out, &run(res.list())?)
     })
 }
@@ -897,8 +895,8 @@ pub unsafe extern "C" fn s3db_list_async(
 #[no_mangle]
 pub unsafe extern "C" fn s3db_count(res: *const s3db_resource_t, out: *mut u64) -> c_int {
     ffi(|| {
-        let res = &arg_ref(res, "res")?.res;
         let out = arg_out(out, "out")?;
+        let res = &arg_ref(res, "res")?.res;
         *out = run(res.count())?;
         Ok(())
     })
@@ -940,10 +938,9 @@ pub unsafe extern "C" fn s3db_lock(
     out_lock: *mut *mut s3db_lock_t,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_lock, "out_lock")?;
         let db = &arg_ref(db, "db")?.db;
         let name = arg_str(name, "name")?;
-        let out = arg_out(out_lock, "out_lock")?;
-        *out = std::ptr::null_mut();
         let lock = run(db.lock(name, lock_options(ttl_ms, timeout_ms)))?;
         give_handle(out, s3db_lock_t { lock });
         Ok(())
@@ -984,8 +981,8 @@ pub unsafe extern "C" fn s3db_lock_free(lock: *mut s3db_lock_t) {
 #[no_mangle]
 pub unsafe extern "C" fn s3db_lock_name(lock: *const s3db_lock_t, out: *mut *mut c_char) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out, "out")?;
         let lock = &arg_ref(lock, "lock")?.lock;
-        let out = arg_out_str(out, "out")?;
         *out = give_string(lock.name().to_string());
         Ok(())
     })
@@ -998,8 +995,8 @@ pub unsafe extern "C" fn s3db_lock_holder_id(
     out: *mut *mut c_char,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out, "out")?;
         let lock = &arg_ref(lock, "lock")?.lock;
-        let out = arg_out_str(out, "out")?;
         *out = give_string(lock.holder_id().to_string());
         Ok(())
     })
@@ -1019,8 +1016,8 @@ pub unsafe extern "C" fn s3db_lock_fencing_token(lock: *const s3db_lock_t, out: 
 #[no_mangle]
 pub unsafe extern "C" fn s3db_lock_expires_at(lock: *const s3db_lock_t, out: *mut i64) -> c_int {
     ffi(|| {
-        let lock = &arg_ref(lock, "lock")?.lock;
         let out = arg_out(out, "out")?;
+        let lock = &arg_ref(lock, "lock")?.lock;
         *out = block_on(lock.expires_at())?;
         Ok(())
     })
@@ -1114,10 +1111,9 @@ pub unsafe extern "C" fn s3db_sequence(
     out_seq: *mut *mut s3db_sequence_t,
 ) -> c_int {
     ffi(|| {
+        let out = arg_out_ptr(out_seq, "out_seq")?;
         let db = &arg_ref(db, "db")?.db;
         let name = arg_str(name, "name")?;
-        let out = arg_out(out_seq, "out_seq")?;
-        *out = std::ptr::null_mut();
         let seq = db.sequence_with(name, SequenceOptions { start, increment })?;
         give_handle(out, s3db_sequence_t { seq });
         Ok(())
@@ -1130,12 +1126,26 @@ pub unsafe extern "C" fn s3db_sequence_free(seq: *mut s3db_sequence_t) {
     free_handle(seq)
 }
 
+/// The sequence's name (free with `s3db_string_free`).
+#[no_mangle]
+pub unsafe extern "C" fn s3db_sequence_name(
+    seq: *const s3db_sequence_t,
+    out: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out, "out")?;
+        let seq = &arg_ref(seq, "seq")?.seq;
+        *out = give_string(seq.name().to_string());
+        Ok(())
+    })
+}
+
 /// Hands out the next value (one GET + one conditional PUT when uncontended).
 #[no_mangle]
 pub unsafe extern "C" fn s3db_sequence_next(seq: *const s3db_sequence_t, out: *mut i64) -> c_int {
     ffi(|| {
-        let seq = &arg_ref(seq, "seq")?.seq;
         let out = arg_out(out, "out")?;
+        let seq = &arg_ref(seq, "seq")?.seq;
         *out = run(seq.next())?;
         Ok(())
     })
@@ -1163,9 +1173,9 @@ pub unsafe extern "C" fn s3db_sequence_current(
     exists: *mut bool,
 ) -> c_int {
     ffi(|| {
-        let seq = &arg_ref(seq, "seq")?.seq;
         let out = arg_out(out, "out")?;
         let exists = arg_out(exists, "exists")?;
+        let seq = &arg_ref(seq, "seq")?.seq;
         let current = run(seq.current())?;
         *exists = current.is_some();
         *out = current.unwrap_or(0);

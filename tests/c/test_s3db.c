@@ -1,0 +1,794 @@
+/*
+ * Tests of the C ABI (include/s3db.h) against memory://, file://<temp dir> and, when
+ * S3DB_TEST_S3_URL is set, <S3DB_TEST_S3_URL>/<random prefix>.
+ *
+ *   tests/c/run.sh          builds libs3db, then this program linked shared and static, and runs both
+ *
+ * Exit status 0 when every check passed; each failure is printed with its line.
+ */
+#define _XOPEN_SOURCE 700
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "s3db.h"
+
+static const char *backend = "";
+static int checks, failures;
+
+static void fail_at(int line, const char *fmt, ...) {
+  va_list ap;
+  failures++;
+  printf("FAIL [%s] test_s3db.c:%d: ", backend, line);
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  putchar('\n');
+  fflush(stdout);
+}
+
+#define CHECK(cond)                                                      \
+  do {                                                                   \
+    checks++;                                                            \
+    if (!(cond)) fail_at(__LINE__, "%s", #cond);                         \
+  } while (0)
+
+#define EXPECT_STATUS(expected, call)                                              \
+  do {                                                                             \
+    int st_ = (call);                                                              \
+    checks++;                                                                      \
+    if (st_ != (expected))                                                         \
+      fail_at(__LINE__, "%s -> %d %s (\"%s\"), expected %d %s", #call, st_,        \
+              s3db_status_name(st_), s3db_last_error(), (expected),                \
+              s3db_status_name(expected));                                         \
+  } while (0)
+
+#define EXPECT_OK(call) EXPECT_STATUS(S3DB_OK, call)
+
+#define EXPECT_CONTAINS(text, needle)                                               \
+  do {                                                                              \
+    const char *t_ = (text);                                                        \
+    checks++;                                                                       \
+    if (t_ == NULL || strstr(t_, (needle)) == NULL)                                 \
+      fail_at(__LINE__, "%s = %s does not contain %s", #text, t_ ? t_ : "(null)", \
+              (needle));                                                            \
+  } while (0)
+
+#define EXPECT_STR(text, expected)                                                     \
+  do {                                                                                 \
+    const char *t_ = (text);                                                           \
+    checks++;                                                                          \
+    if (t_ == NULL || strcmp(t_, (expected)) != 0)                                     \
+      fail_at(__LINE__, "%s = %s, expected %s", #text, t_ ? t_ : "(null)", (expected)); \
+  } while (0)
+
+#define EXPECT_U64(value, expected)                                                       \
+  do {                                                                                    \
+    unsigned long long v_ = (unsigned long long)(value), e_ = (unsigned long long)(expected); \
+    checks++;                                                                             \
+    if (v_ != e_) fail_at(__LINE__, "%s = %llu, expected %llu", #value, v_, e_);          \
+  } while (0)
+
+/* Requests since the last s3db_reset_stats, compared kind by kind. */
+#define EXPECT_REQUESTS(db, g, h, p, c, d, l)                                                 \
+  do {                                                                                        \
+    s3db_stats_t s_ = {0};                                                                    \
+    EXPECT_OK(s3db_request_stats((db), &s_));                                                 \
+    checks++;                                                                                 \
+    if (s_.get != (g) || s_.head != (h) || s_.put != (p) || s_.copy != (c) ||                 \
+        s_.delete_ != (d) || s_.list != (l))                                                  \
+      fail_at(__LINE__,                                                                       \
+              "requests get=%llu head=%llu put=%llu copy=%llu delete=%llu list=%llu, "        \
+              "expected %d %d %d %d %d %d",                                                   \
+              (unsigned long long)s_.get, (unsigned long long)s_.head,                        \
+              (unsigned long long)s_.put, (unsigned long long)s_.copy,                        \
+              (unsigned long long)s_.delete_, (unsigned long long)s_.list, (g), (h), (p),     \
+              (c), (d), (l));                                                                 \
+  } while (0)
+
+static void random_hex(char *out, size_t bytes) {
+  unsigned char buf[32];
+  FILE *f = fopen("/dev/urandom", "rb");
+  size_t n = f ? fread(buf, 1, bytes, f) : 0;
+  if (f) fclose(f);
+  for (size_t i = 0; i < bytes; i++) {
+    unsigned v = i < n ? buf[i] : (unsigned)(rand() ^ getpid()) & 0xff;
+    sprintf(out + 2 * i, "%02x", v);
+  }
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Waiting for _async callbacks                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  int status;
+  char *text; /* result JSON or error message (copied) */
+  void *handle; /* for connect / lock callbacks */
+  pthread_t thread;
+  /* for the callback that calls a blocking function */
+  const s3db_resource_t *res;
+  int inner_status;
+  uint64_t inner_count;
+} waiter_t;
+
+static void waiter_init(waiter_t *w) {
+  memset(w, 0, sizeof *w);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+}
+
+static void waiter_finish(waiter_t *w, int status, const char *text, void *handle) {
+  pthread_mutex_lock(&w->mu);
+  w->status = status;
+  w->text = strdup(text ? text : "(null)");
+  w->handle = handle;
+  w->thread = pthread_self();
+  w->done++;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* 1 when the callback ran (exactly once), 0 after 30 s. */
+static int waiter_wait(waiter_t *w) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 30;
+  pthread_mutex_lock(&w->mu);
+  while (!w->done) {
+    if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT) break;
+  }
+  int done = w->done;
+  pthread_mutex_unlock(&w->mu);
+  return done == 1;
+}
+
+static void waiter_destroy(waiter_t *w) {
+  free(w->text);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->cv);
+}
+
+static void on_json(void *user_data, int status, const char *result) {
+  waiter_finish(user_data, status, result, NULL);
+}
+
+/* A callback that calls a blocking s3db function from the runtime thread it runs on. */
+static void on_json_then_count(void *user_data, int status, const char *result) {
+  waiter_t *w = user_data;
+  w->inner_status = s3db_count(w->res, &w->inner_count);
+  waiter_finish(w, status, result, NULL);
+}
+
+static void on_db(void *user_data, int status, s3db_database_t *db, const char *error) {
+  waiter_finish(user_data, status, error, db);
+}
+
+static void on_lock(void *user_data, int status, s3db_lock_t *lock, const char *error) {
+  waiter_finish(user_data, status, error, lock);
+}
+
+#define EXPECT_CALLBACK(w, expected_status)                                                 \
+  do {                                                                                      \
+    checks++;                                                                               \
+    if (!waiter_wait(w))                                                                    \
+      fail_at(__LINE__, "callback did not run exactly once within 30 s");                  \
+    else if ((w)->status != (expected_status))                                              \
+      fail_at(__LINE__, "callback status %d %s (\"%s\"), expected %d", (w)->status,         \
+              s3db_status_name((w)->status), (w)->text, (expected_status));                 \
+    CHECK(!pthread_equal((w)->thread, pthread_self()));                                     \
+  } while (0)
+
+/* ------------------------------------------------------------------------------------------ */
+/* with_lock bodies and concurrent sequence users                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+  const s3db_database_t *db;
+  int calls;
+  uint64_t token;
+  int result;
+  int inner_status;
+} with_lock_state;
+
+static int with_lock_body(const s3db_lock_t *lock, void *user_data) {
+  with_lock_state *st = user_data;
+  st->calls++;
+  s3db_lock_fencing_token(lock, &st->token);
+  /* The lock is held: a second acquisition from inside must fail. */
+  s3db_lock_t *again = NULL;
+  st->inner_status = s3db_lock(st->db, "wl", 10000, 0, &again);
+  s3db_lock_free(again);
+  return st->result;
+}
+
+#define SEQ_THREADS 4
+#define SEQ_PER_THREAD 8
+
+typedef struct {
+  const s3db_sequence_t *seq;
+  int64_t values[SEQ_PER_THREAD];
+  int failures;
+} seq_worker;
+
+static void *seq_worker_main(void *arg) {
+  seq_worker *w = arg;
+  for (int i = 0; i < SEQ_PER_THREAD; i++) {
+    if (s3db_sequence_next(w->seq, &w->values[i]) != S3DB_OK) w->failures++;
+  }
+  return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The suite, run once per backend                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static void test_arguments(s3db_database_t *db, s3db_resource_t *res) {
+  const char *bad = "\xff\xfe";
+  s3db_database_t *out_db = (s3db_database_t *)1;
+  char *out = (char *)1;
+  uint64_t n = 0;
+  bool flag = false;
+
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect(NULL, &out_db));
+  EXPECT_CONTAINS(s3db_last_error(), "url is NULL");
+  EXPECT_U64(s3db_last_error_code(), S3DB_ERR_INVALID_ARGUMENT);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect("memory://x", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect(bad, &out_db));
+  EXPECT_CONTAINS(s3db_last_error(), "UTF-8");
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect("nope://where", &out_db));
+  CHECK(out_db == NULL);
+
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert(NULL, "{}", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert(res, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert(res, bad, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert(res, "{\"name\":", &out));
+  EXPECT_CONTAINS(s3db_last_error(), "JSON");
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get(res, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get(res, bad, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get(res, "u1", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_update(res, "u1", NULL, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_delete(NULL, "u1"));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_exists(res, "u1", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_count(NULL, &n));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_count(res, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_list_ids(res, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_create_resource(db, "x", NULL, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_create_resource(db, bad, "{}", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_stats(NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_reset_stats(NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock(NULL, "l", 1000, 0, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_release(NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_fencing_token(NULL, &n));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_with_lock(db, "l", 1000, 0, NULL, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence_next(NULL, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence_current(NULL, NULL, &flag));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert_async(res, "{}", NULL, NULL));
+  EXPECT_CONTAINS(s3db_last_error(), "callback is NULL");
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get_async(NULL, "u1", on_json, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect_async(bad, on_db, NULL));
+
+  /* Invalid ids and names. */
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get(res, "a/b", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert(res, "{\"id\":\"a/b\",\"name\":\"x\"}", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_delete(res, "a/b"));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get(res, "", &out));
+  s3db_resource_t *r = NULL;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_resource(db, "a=b", &r));
+
+  /* NULL is fine for every _free and for s3db_string_free. */
+  s3db_database_free(NULL);
+  s3db_resource_free(NULL);
+  s3db_lock_free(NULL);
+  s3db_sequence_free(NULL);
+  s3db_string_free(NULL);
+
+  /* Status names. */
+  EXPECT_STR(s3db_status_name(S3DB_OK), "OK");
+  EXPECT_STR(s3db_status_name(S3DB_ERR_NOT_FOUND), "NOT_FOUND");
+  EXPECT_STR(s3db_status_name(S3DB_ERR_LOCK_NOT_ACQUIRED), "LOCK_NOT_ACQUIRED");
+  EXPECT_STR(s3db_status_name(S3DB_ERR_INTERNAL), "INTERNAL");
+  EXPECT_STR(s3db_status_name(12345), "UNKNOWN");
+}
+
+static void test_records(const char *url, s3db_database_t *db, s3db_resource_t *res) {
+  char *out = NULL;
+  uint64_t n = 0;
+  bool flag = false;
+
+  /* insert = 1 PUT */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"u1\",\"name\":\"Ada\",\"email\":\"ada@example.com\"}", &out));
+  CHECK(out != NULL && strncmp(out, "{\"id\":\"u1\",", 11) == 0); /* the id comes first */
+  EXPECT_CONTAINS(out, "\"name\":\"Ada\"");
+  EXPECT_CONTAINS(out, "\"email\":\"ada@example.com\"");
+  EXPECT_STR(s3db_last_error(), "");
+  EXPECT_U64(s3db_last_error_code(), S3DB_OK);
+  s3db_string_free(out);
+  EXPECT_REQUESTS(db, 0, 0, 1, 0, 0, 0);
+
+  /* The same counters as JSON. */
+  EXPECT_OK(s3db_stats(db, &out));
+  EXPECT_STR(out, "{\"get\":0,\"head\":0,\"put\":1,\"copy\":0,\"delete\":0,\"list\":0}");
+  s3db_string_free(out);
+
+  /* duplicate insert → ALREADY_EXISTS; output left NULL */
+  out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_ALREADY_EXISTS,
+                s3db_insert(res, "{\"id\":\"u1\",\"name\":\"Again\"}", &out));
+  CHECK(out == NULL);
+  EXPECT_U64(s3db_last_error_code(), S3DB_ERR_ALREADY_EXISTS);
+  EXPECT_CONTAINS(s3db_last_error(), "already exists");
+
+  /* generated id, no output wanted */
+  EXPECT_OK(s3db_insert(res, "{\"name\":\"Grace\"}", NULL));
+
+  /* validation */
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "{\"email\":\"nobody@example.com\"}", &out));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "[1,2]", &out));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "{\"name\":42}", &out));
+
+  /* get = 1 GET */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_get(res, "u1", &out));
+  EXPECT_CONTAINS(out, "\"id\":\"u1\"");
+  EXPECT_CONTAINS(out, "\"name\":\"Ada\"");
+  EXPECT_CONTAINS(out, "\"email\":\"ada@example.com\"");
+  s3db_string_free(out);
+  EXPECT_REQUESTS(db, 1, 0, 0, 0, 0, 0);
+  EXPECT_OK(s3db_stats(db, &out));
+  EXPECT_STR(out, "{\"get\":1,\"head\":0,\"put\":0,\"copy\":0,\"delete\":0,\"list\":0}");
+  s3db_string_free(out);
+
+  /* get missing → NOT_FOUND */
+  out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_get(res, "missing", &out));
+  CHECK(out == NULL);
+  EXPECT_U64(s3db_last_error_code(), S3DB_ERR_NOT_FOUND);
+  CHECK(strlen(s3db_last_error()) > 0);
+  out = (char *)1;
+  EXPECT_OK(s3db_get_or_null(res, "missing", &out));
+  CHECK(out == NULL);
+  EXPECT_OK(s3db_get_or_null(res, "u1", &out));
+  EXPECT_CONTAINS(out, "\"name\":\"Ada\"");
+  s3db_string_free(out);
+
+  /* exists = 1 HEAD */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_exists(res, "u1", &flag));
+  CHECK(flag);
+  EXPECT_REQUESTS(db, 0, 1, 0, 0, 0, 0);
+  EXPECT_OK(s3db_exists(res, "missing", &flag));
+  CHECK(!flag);
+
+  /* update = 1 GET + 1 PUT */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_update(res, "u1", "{\"email\":\"ada@analytical.engine\"}", &out));
+  EXPECT_CONTAINS(out, "\"email\":\"ada@analytical.engine\"");
+  EXPECT_CONTAINS(out, "\"name\":\"Ada\"");
+  s3db_string_free(out);
+  EXPECT_REQUESTS(db, 1, 0, 1, 0, 0, 0);
+  EXPECT_OK(s3db_get(res, "u1", &out));
+  EXPECT_CONTAINS(out, "\"email\":\"ada@analytical.engine\"");
+  s3db_string_free(out);
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_update(res, "missing", "{\"name\":\"x\"}", &out));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_update(res, "u1", "{\"id\":\"other\"}", &out));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_update(res, "u1", "{\"name\":null}", &out));
+  /* null removes an optional field */
+  EXPECT_OK(s3db_update(res, "u1", "{\"email\":null}", NULL));
+  EXPECT_OK(s3db_get(res, "u1", &out));
+  CHECK(out != NULL && strstr(out, "email") == NULL);
+  s3db_string_free(out);
+
+  /* list_ids / list / count */
+  EXPECT_OK(s3db_list_ids(res, &out));
+  EXPECT_CONTAINS(out, "\"u1\"");
+  CHECK(out != NULL && out[0] == '[');
+  s3db_string_free(out);
+  EXPECT_OK(s3db_list(res, &out));
+  EXPECT_CONTAINS(out, "\"name\":\"Ada\"");
+  EXPECT_CONTAINS(out, "\"name\":\"Grace\"");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_count(res, &n));
+  EXPECT_U64(n, 2);
+  EXPECT_REQUESTS(db, 0, 0, 0, 0, 0, 1);
+
+  /* delete = 1 DELETE; deleting a missing id succeeds */
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"gone\",\"name\":\"Temp\"}", NULL));
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_delete(res, "gone"));
+  EXPECT_REQUESTS(db, 0, 0, 0, 0, 1, 0);
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_get(res, "gone", &out));
+  EXPECT_OK(s3db_delete(res, "gone"));
+  EXPECT_OK(s3db_count(res, &n));
+  EXPECT_U64(n, 2);
+
+  /* catalog */
+  EXPECT_OK(s3db_list_resources(db, &out));
+  EXPECT_CONTAINS(out, "\"users\"");
+  s3db_string_free(out);
+  s3db_resource_t *r = NULL;
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_resource(db, "nope", &r));
+  CHECK(r == NULL);
+  EXPECT_OK(s3db_resource(db, "users", &r));
+  EXPECT_OK(s3db_resource_name(r, &out));
+  EXPECT_STR(out, "users");
+  s3db_string_free(out);
+  s3db_resource_free(r);
+
+  /* a second connection to the same store sees the catalog and the records */
+  s3db_database_t *db2 = NULL;
+  EXPECT_OK(s3db_connect(url, &db2));
+  r = NULL;
+  EXPECT_OK(s3db_resource(db2, "users", &r));
+  EXPECT_OK(s3db_get(r, "u1", &out));
+  EXPECT_CONTAINS(out, "\"name\":\"Ada\"");
+  s3db_string_free(out);
+  s3db_resource_free(r);
+  /* a resource handle outlives its database handle */
+  EXPECT_OK(s3db_resource(db2, "users", &r));
+  s3db_database_free(db2);
+  EXPECT_OK(s3db_count(r, &n));
+  EXPECT_U64(n, 2);
+  s3db_resource_free(r);
+}
+
+static void test_locks(const char *url, s3db_database_t *db) {
+  s3db_lock_t *l1 = NULL, *l2 = (s3db_lock_t *)1;
+  uint64_t t1 = 0, t2 = 0, t3 = 0;
+  char *out = NULL, *holder = NULL;
+
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_lock(db, "job", 10000, 0, &l1));
+  {
+    s3db_stats_t s = {0};
+    EXPECT_OK(s3db_request_stats(db, &s));
+    CHECK(s.get + s.head + s.put + s.copy + s.delete_ + s.list <= 2);
+  }
+  EXPECT_OK(s3db_lock_fencing_token(l1, &t1));
+  CHECK(t1 >= 1);
+  EXPECT_OK(s3db_lock_name(l1, &out));
+  EXPECT_STR(out, "job");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_holder_id(db, &holder));
+  EXPECT_OK(s3db_lock_holder_id(l1, &out));
+  EXPECT_STR(out, holder);
+  s3db_string_free(out);
+  s3db_string_free(holder);
+
+  /* held: a second acquisition with timeout 0 fails at once */
+  EXPECT_STATUS(S3DB_ERR_LOCK_NOT_ACQUIRED, s3db_lock(db, "job", 10000, 0, &l2));
+  CHECK(l2 == NULL);
+  EXPECT_U64(s3db_last_error_code(), S3DB_ERR_LOCK_NOT_ACQUIRED);
+  /* … and with a timeout, after waiting for it */
+  double t0 = now_seconds();
+  EXPECT_STATUS(S3DB_ERR_LOCK_NOT_ACQUIRED, s3db_lock(db, "job", 10000, 300, &l2));
+  CHECK(now_seconds() - t0 >= 0.25);
+  /* another connection contends too */
+  s3db_database_t *db2 = NULL;
+  EXPECT_OK(s3db_connect(url, &db2));
+  EXPECT_STATUS(S3DB_ERR_LOCK_NOT_ACQUIRED, s3db_lock(db2, "job", 10000, 0, &l2));
+
+  int64_t expires = 0;
+  EXPECT_OK(s3db_lock_extend(l1, 20000));
+  EXPECT_OK(s3db_lock_expires_at(l1, &expires));
+  CHECK(expires > (int64_t)time(NULL) * 1000 + 15000);
+
+  /* release = 1 PUT; twice is a no-op; extend after release is LOCK_LOST */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_lock_release(l1));
+  EXPECT_REQUESTS(db, 0, 0, 1, 0, 0, 0);
+  EXPECT_OK(s3db_lock_release(l1));
+  EXPECT_STATUS(S3DB_ERR_LOCK_LOST, s3db_lock_extend(l1, 1000));
+  s3db_lock_free(l1);
+
+  /* fencing tokens increase across holders */
+  EXPECT_OK(s3db_lock(db2, "job", 10000, 0, &l2));
+  EXPECT_OK(s3db_lock_fencing_token(l2, &t2));
+  CHECK(t2 > t1);
+  EXPECT_OK(s3db_lock_release(l2));
+  s3db_lock_free(l2);
+
+  /* an expired lock is taken over; the old holder has lost it */
+  EXPECT_OK(s3db_lock(db, "short", 50, 0, &l1));
+  EXPECT_OK(s3db_lock_fencing_token(l1, &t1));
+  sleep_ms(120);
+  EXPECT_OK(s3db_lock(db2, "short", 10000, 0, &l2));
+  EXPECT_OK(s3db_lock_fencing_token(l2, &t3));
+  CHECK(t3 > t1);
+  EXPECT_STATUS(S3DB_ERR_LOCK_LOST, s3db_lock_release(l1));
+  EXPECT_OK(s3db_lock_release(l2));
+  s3db_lock_free(l1);
+  s3db_lock_free(l2);
+  s3db_database_free(db2);
+
+  /* with_lock: runs the body holding the lock, always releases */
+  with_lock_state st = {.db = db, .result = 0};
+  EXPECT_OK(s3db_with_lock(db, "wl", 10000, 0, with_lock_body, &st));
+  EXPECT_U64(st.calls, 1);
+  CHECK(st.token >= 1);
+  EXPECT_U64(st.inner_status, S3DB_ERR_LOCK_NOT_ACQUIRED);
+  uint64_t first = st.token;
+
+  st.result = 42; /* a body failure is returned, the lock still released */
+  EXPECT_STATUS(42, s3db_with_lock(db, "wl", 10000, 0, with_lock_body, &st));
+  EXPECT_CONTAINS(s3db_last_error(), "returned 42");
+  EXPECT_U64(st.calls, 2);
+  CHECK(st.token > first);
+
+  st.result = S3DB_ERR_LOCK_NOT_ACQUIRED; /* the body's own s3db error is kept */
+  EXPECT_STATUS(S3DB_ERR_LOCK_NOT_ACQUIRED, s3db_with_lock(db, "wl", 10000, 0, with_lock_body, &st));
+  EXPECT_CONTAINS(s3db_last_error(), "held by");
+
+  EXPECT_OK(s3db_lock(db, "wl", 10000, 0, &l1)); /* released every time */
+  st.result = 0;
+  int calls = st.calls;
+  EXPECT_STATUS(S3DB_ERR_LOCK_NOT_ACQUIRED, s3db_with_lock(db, "wl", 10000, 0, with_lock_body, &st));
+  EXPECT_U64(st.calls, calls); /* not run when the lock is not acquired */
+  EXPECT_OK(s3db_lock_release(l1));
+  s3db_lock_free(l1);
+}
+
+static void test_sequences(s3db_database_t *db) {
+  s3db_sequence_t *seq = NULL, *bad = (s3db_sequence_t *)1;
+  int64_t v = -1;
+  bool exists = true;
+  char *out = NULL;
+
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence(db, "bad", 1, 0, &bad));
+  CHECK(bad == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence(db, "a/b", 1, 1, &bad));
+
+  EXPECT_OK(s3db_sequence(db, "orders", 100, 5, &seq));
+  EXPECT_OK(s3db_sequence_name(seq, &out));
+  EXPECT_STR(out, "orders");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_sequence_current(seq, &v, &exists));
+  CHECK(!exists);
+  EXPECT_U64(v, 0);
+
+  /* next = 1 GET + 1 PUT */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_sequence_next(seq, &v));
+  EXPECT_U64(v, 100);
+  EXPECT_REQUESTS(db, 1, 0, 1, 0, 0, 0);
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_sequence_next(seq, &v));
+  EXPECT_U64(v, 105);
+  EXPECT_REQUESTS(db, 1, 0, 1, 0, 0, 0);
+  EXPECT_OK(s3db_sequence_current(seq, &v, &exists));
+  CHECK(exists);
+  EXPECT_U64(v, 110);
+
+  EXPECT_OK(s3db_sequence_reset(seq, 1000));
+  EXPECT_OK(s3db_sequence_next(seq, &v));
+  EXPECT_U64(v, 1000);
+  EXPECT_OK(s3db_sequence_current(seq, &v, &exists));
+  EXPECT_U64(v, 1005);
+  s3db_sequence_free(seq);
+
+  /* several threads on one handle: no duplicates, no gaps */
+  EXPECT_OK(s3db_sequence(db, "threads", 1, 1, &seq));
+  seq_worker workers[SEQ_THREADS];
+  pthread_t threads[SEQ_THREADS];
+  for (int i = 0; i < SEQ_THREADS; i++) {
+    workers[i] = (seq_worker){.seq = seq};
+    pthread_create(&threads[i], NULL, seq_worker_main, &workers[i]);
+  }
+  int64_t all[SEQ_THREADS * SEQ_PER_THREAD];
+  int worker_failures = 0;
+  for (int i = 0; i < SEQ_THREADS; i++) {
+    pthread_join(threads[i], NULL);
+    worker_failures += workers[i].failures;
+    memcpy(all + i * SEQ_PER_THREAD, workers[i].values, sizeof workers[i].values);
+  }
+  EXPECT_U64(worker_failures, 0);
+  qsort(all, SEQ_THREADS * SEQ_PER_THREAD, sizeof all[0], cmp_i64);
+  int gaps = 0;
+  for (int i = 0; i < SEQ_THREADS * SEQ_PER_THREAD; i++) gaps += all[i] != i + 1;
+  EXPECT_U64(gaps, 0);
+  s3db_sequence_free(seq);
+}
+
+static void test_async(const char *url, s3db_database_t *db, s3db_resource_t *res) {
+  waiter_t w;
+
+  /* connect */
+  waiter_init(&w);
+  EXPECT_OK(s3db_connect_async(url, on_db, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_STR(w.text, "");
+  CHECK(w.handle != NULL);
+  s3db_database_free(w.handle);
+  waiter_destroy(&w);
+
+  waiter_init(&w); /* a bad URL is reported through the callback */
+  EXPECT_OK(s3db_connect_async("nope://where", on_db, &w));
+  EXPECT_CALLBACK(&w, S3DB_ERR_INVALID_ARGUMENT);
+  CHECK(w.handle == NULL);
+  CHECK(strlen(w.text) > 0);
+  waiter_destroy(&w);
+
+  /* insert; the callback itself calls a blocking function */
+  waiter_init(&w);
+  w.res = res;
+  EXPECT_OK(s3db_insert_async(res, "{\"id\":\"async1\",\"name\":\"Async\"}", on_json_then_count, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_STR(w.text, "{\"id\":\"async1\",\"name\":\"Async\"}");
+  EXPECT_U64(w.inner_status, S3DB_OK);
+  EXPECT_U64(w.inner_count, 3);
+  waiter_destroy(&w);
+
+  waiter_init(&w);
+  EXPECT_OK(s3db_insert_async(res, "{\"id\":\"async1\",\"name\":\"Async\"}", on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_ERR_ALREADY_EXISTS);
+  EXPECT_CONTAINS(w.text, "already exists");
+  waiter_destroy(&w);
+
+  /* get, get missing */
+  waiter_init(&w);
+  EXPECT_OK(s3db_get_async(res, "async1", on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_CONTAINS(w.text, "\"name\":\"Async\"");
+  waiter_destroy(&w);
+
+  waiter_init(&w);
+  EXPECT_OK(s3db_get_async(res, "missing", on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_ERR_NOT_FOUND);
+  CHECK(strlen(w.text) > 0);
+  waiter_destroy(&w);
+
+  /* update */
+  waiter_init(&w);
+  EXPECT_OK(s3db_update_async(res, "async1", "{\"email\":\"a@sync.io\"}", on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_CONTAINS(w.text, "\"email\":\"a@sync.io\"");
+  waiter_destroy(&w);
+
+  /* list, list_ids, count */
+  waiter_init(&w);
+  EXPECT_OK(s3db_list_async(res, on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_CONTAINS(w.text, "\"id\":\"async1\"");
+  waiter_destroy(&w);
+
+  waiter_init(&w);
+  EXPECT_OK(s3db_list_ids_async(res, on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_CONTAINS(w.text, "\"async1\"");
+  waiter_destroy(&w);
+
+  waiter_init(&w);
+  EXPECT_OK(s3db_count_async(res, on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_STR(w.text, "3");
+  waiter_destroy(&w);
+
+  /* delete */
+  waiter_init(&w);
+  EXPECT_OK(s3db_delete_async(res, "async1", on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_STR(w.text, "null");
+  waiter_destroy(&w);
+
+  /* sequence next */
+  s3db_sequence_t *seq = NULL;
+  EXPECT_OK(s3db_sequence(db, "async-seq", 7, 1, &seq));
+  waiter_init(&w);
+  EXPECT_OK(s3db_sequence_next_async(seq, on_json, &w));
+  s3db_sequence_free(seq); /* the call copied what it needs */
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_STR(w.text, "7");
+  waiter_destroy(&w);
+
+  /* lock, contended lock, release */
+  waiter_init(&w);
+  EXPECT_OK(s3db_lock_async(db, "async-lock", 10000, 0, on_lock, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  s3db_lock_t *lock = w.handle;
+  CHECK(lock != NULL);
+  waiter_destroy(&w);
+
+  waiter_init(&w);
+  EXPECT_OK(s3db_lock_async(db, "async-lock", 10000, 0, on_lock, &w));
+  EXPECT_CALLBACK(&w, S3DB_ERR_LOCK_NOT_ACQUIRED);
+  CHECK(w.handle == NULL);
+  waiter_destroy(&w);
+
+  waiter_init(&w);
+  EXPECT_OK(s3db_lock_release_async(lock, on_json, &w));
+  EXPECT_CALLBACK(&w, S3DB_OK);
+  EXPECT_STR(w.text, "null");
+  waiter_destroy(&w);
+  s3db_lock_free(lock);
+}
+
+static void run_suite(const char *name, const char *url) {
+  backend = name;
+  int before = failures;
+  double t0 = now_seconds();
+  s3db_database_t *db = NULL;
+  s3db_resource_t *res = NULL;
+
+  EXPECT_OK(s3db_connect(url, &db));
+  if (db == NULL) {
+    fprintf(stderr, "[%s] cannot connect, suite skipped\n", name);
+    return;
+  }
+  EXPECT_OK(s3db_create_resource(db, "users",
+                                 "{\"name\":\"string|required\",\"email\":\"string\"}", &res));
+  if (res == NULL) {
+    s3db_database_free(db);
+    return;
+  }
+  test_arguments(db, res);
+  test_records(url, db, res);
+  test_locks(url, db);
+  test_sequences(db);
+  test_async(url, db, res);
+  s3db_resource_free(res);
+  s3db_database_free(db);
+  printf("  %-7s %s (%.2fs)\n", name, failures == before ? "ok" : "FAILED", now_seconds() - t0);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+int main(int argc, char **argv) {
+  const char *label = argc > 1 ? argv[1] : "libs3db";
+  char hex[13], url[4096];
+  random_hex(hex, 6);
+  printf("C tests, %s %s:\n", label, s3db_version());
+
+  snprintf(url, sizeof url, "memory://c-test-%s", hex);
+  run_suite("memory", url);
+
+  char dir[] = "/tmp/s3db-c-test-XXXXXX";
+  if (mkdtemp(dir) == NULL) {
+    perror("mkdtemp");
+    return 1;
+  }
+  snprintf(url, sizeof url, "file://%s", dir);
+  run_suite("file", url);
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+
+  const char *s3 = getenv("S3DB_TEST_S3_URL");
+  if (s3 != NULL && *s3 != '\0') {
+    snprintf(url, sizeof url, "%s/c-%s", s3, hex);
+    run_suite("s3", url);
+  } else {
+    printf("  s3      skipped (S3DB_TEST_S3_URL is not set)\n");
+  }
+
+  printf("C tests, %s: %d checks, %d failed\n", label, checks, failures);
+  return failures == 0 ? 0 : 1;
+}
