@@ -135,7 +135,8 @@ function secretsOf(url) {
   const out = []
   try {
     const u = new URL(url)
-    for (const raw of [u.password, u.username, u.searchParams.get('sessionToken')]) {
+    // The secret key and session token; the access key id is an identifier, not a secret.
+    for (const raw of [u.password, u.searchParams.get('sessionToken')]) {
       if (!raw) continue
       out.push(raw)
       try {
