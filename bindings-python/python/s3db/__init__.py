@@ -1,0 +1,76 @@
+"""s3db: a document database whose only server is an S3-compatible object store.
+
+Async API (asyncio)::
+
+    db = await s3db.connect("file:///var/lib/app")        # or memory://, s3://, http(s)://
+    users = await db.create_resource("users", {"name": "string|required"})
+    user = await users.insert({"name": "Ada"})
+    async with db.lock("nightly-job", ttl=30.0) as lock:
+        ...                                                # lock.fencing_token
+    seq = db.sequence("orders")
+    n = await seq.next()
+
+Blocking twin (same method names, values returned directly; the GIL is released)::
+
+    db = s3db.connect_sync("memory://demo")
+    with db.lock("job"):
+        ...
+
+Records are dicts in and dicts out. Every error is an ``S3dbError`` with a stable ``.code``;
+wrong argument types raise ``InvalidArgumentError`` (which is also a ``TypeError`` and a
+``ValueError``).
+"""
+
+from ._errors import (
+    AlreadyExistsError,
+    ConflictError,
+    CorruptError,
+    InvalidArgumentError,
+    LockLostError,
+    LockNotAcquiredError,
+    NotFoundError,
+    PreconditionFailedError,
+    S3dbError,
+    StorageError,
+    ValidationError,
+)
+from ._s3db import (
+    Database,
+    Lock,
+    LockContext,
+    Resource,
+    Sequence,
+    SyncDatabase,
+    SyncLock,
+    SyncResource,
+    SyncSequence,
+    __version__,
+    connect,
+    connect_sync,
+)
+
+__all__ = [
+    "__version__",
+    "connect",
+    "connect_sync",
+    "Database",
+    "Resource",
+    "Lock",
+    "LockContext",
+    "Sequence",
+    "SyncDatabase",
+    "SyncResource",
+    "SyncLock",
+    "SyncSequence",
+    "S3dbError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "PreconditionFailedError",
+    "ConflictError",
+    "ValidationError",
+    "InvalidArgumentError",
+    "LockNotAcquiredError",
+    "LockLostError",
+    "CorruptError",
+    "StorageError",
+]
