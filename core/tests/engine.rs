@@ -69,6 +69,27 @@ async fn crud_and_typed_errors_on_every_backend() {
         );
         assert_eq!(users.get("u1").await.unwrap(), updated);
 
+        for text in [
+            " lead and trail ",
+            "  ",
+            "tab\t",
+            "Zoë, São Paulo ✓",
+            "d:looks-encoded",
+            "",
+        ] {
+            let rec = users
+                .insert(json!({"name": "edge", "city": text}))
+                .await
+                .unwrap();
+            let id = rec["id"].as_str().unwrap();
+            assert_eq!(
+                users.get(id).await.unwrap()["city"],
+                json!(text),
+                "{url}: {text:?}"
+            );
+            users.delete(id).await.unwrap();
+        }
+
         let generated = users.insert(json!({"name": "Grace"})).await.unwrap();
         let gid = generated["id"].as_str().unwrap().to_string();
         assert_eq!(gid.len(), 22);
@@ -152,6 +173,28 @@ async fn crud_and_typed_errors_on_every_backend() {
             ErrorKind::NotFound
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_bucket_is_a_storage_error() {
+    let Ok(s3) = std::env::var("S3DB_TEST_S3_URL") else {
+        return;
+    };
+    let (base, _bucket) = s3.trim_end_matches('/').rsplit_once('/').unwrap();
+    let e = Database::connect(&format!("{base}/{}", random_name("nobucket-")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Storage);
+    assert!(
+        e.message().contains("bucket does not exist"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        !e.message().contains(":test@"),
+        "credentials leaked: {}",
+        e.message()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -127,6 +127,17 @@ pub fn encode_value(s: &str) -> String {
     }
 }
 
+/// `encode_value`, except that values S3 would trim (leading or trailing spaces) take the
+/// `u:` form; s3db.js trims strings before storing them, so it never writes such values.
+pub fn encode_header_value(s: &str) -> String {
+    let encoded = encode_value(s);
+    if encoded.starts_with(' ') || encoded.ends_with(' ') {
+        format!("u:{}", utf8_percent_encode(s, URI_COMPONENT))
+    } else {
+        encoded
+    }
+}
+
 /// Decodes a stored metadata value; `None` for s3db.js's `"null"`/`"undefined"`.
 pub fn decode_value(s: &str) -> Option<String> {
     match s {
@@ -233,6 +244,13 @@ mod tests {
         for s in ["café", "日本語テキスト", "a\tb", "😀 emoji", "ñ"] {
             assert_eq!(decode_value(&encode_value(s)).unwrap(), s);
         }
+    }
+
+    #[test]
+    fn header_values_keep_edge_spaces() {
+        assert_eq!(encode_header_value(" x "), "u:%20x%20");
+        assert_eq!(decode_value(&encode_header_value(" x ")).unwrap(), " x ");
+        assert_eq!(encode_header_value("a b"), "a b");
     }
 
     #[test]

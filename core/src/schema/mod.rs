@@ -156,7 +156,7 @@ impl Schema {
             .into_iter()
             .filter_map(|(k, v)| match v {
                 Value::String(s) if k == "_v" => Some((k, s)),
-                Value::String(s) => Some((k, codec::encode_value(&s))),
+                Value::String(s) => Some((k, codec::encode_header_value(&s))),
                 _ => None,
             })
             .collect()

@@ -156,7 +156,8 @@ impl FileStore {
             content_length: body.len() as u64,
             compressed: false,
         };
-        let side_json = serde_json::to_vec_pretty(&side).map_err(|e| StoreError::Fatal(e.to_string()))?;
+        let side_json =
+            serde_json::to_vec_pretty(&side).map_err(|e| StoreError::Fatal(e.to_string()))?;
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_err)?;
         }

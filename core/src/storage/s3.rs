@@ -97,6 +97,7 @@ where
     let status = err.raw_response().map(|r| r.status_code());
     let code = err.code().map(str::to_string);
     match (&err, status, code.as_deref()) {
+        (_, _, Some("NoSuchBucket")) => StoreError::Fatal("the bucket does not exist".into()),
         (_, Some(404), _) | (_, _, Some("NoSuchKey")) | (_, _, Some("NotFound")) => {
             StoreError::NotFound
         }
