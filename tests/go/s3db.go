@@ -1,0 +1,498 @@
+// Package s3db calls libs3db (include/s3db.h) through cgo: a thin Go wrapper over the C ABI.
+//
+// It links the debug build in target/x86_64-unknown-linux-gnu/debug (build it with
+// `cargo build -p s3db-c`); with `-tags s3db_release` it links the release build instead.
+// Records are map[string]any, encoded to and from the JSON text the C ABI takes.
+//
+// Every handle (Database, Resource, Lock, Sequence) must be closed; all are safe for
+// concurrent use by several goroutines.
+package s3db
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#include <stdint.h>
+#include <stdlib.h>
+#include "s3db.h"
+
+// Implemented in Go (callbacks.go).
+extern void s3dbGoJSONCallback(uintptr_t handle, int status, char *result);
+extern int s3dbGoLockBody(s3db_lock_t *lock, uintptr_t handle);
+
+// user_data carries a runtime/cgo.Handle; these convert it back on the C side.
+static void json_trampoline(void *user_data, int status, const char *result) {
+	s3dbGoJSONCallback((uintptr_t)user_data, status, (char *)result);
+}
+
+static int lock_body_trampoline(const s3db_lock_t *lock, void *user_data) {
+	return s3dbGoLockBody((s3db_lock_t *)lock, (uintptr_t)user_data);
+}
+
+static void *handle_ptr(uintptr_t h) { return (void *)h; }
+
+static s3db_callback json_callback(void) { return json_trampoline; }
+
+static int go_with_lock(const s3db_database_t *db, const char *name, uint64_t ttl_ms,
+                        uint64_t timeout_ms, uintptr_t h) {
+	return s3db_with_lock(db, name, ttl_ms, timeout_ms, lock_body_trampoline, handle_ptr(h));
+}
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"runtime/cgo"
+	"time"
+	"unsafe"
+)
+
+// Status codes, the same in every binding (docs/bindings.md).
+const (
+	StatusOK                 = int(C.S3DB_OK)
+	StatusNotFound           = int(C.S3DB_ERR_NOT_FOUND)
+	StatusAlreadyExists      = int(C.S3DB_ERR_ALREADY_EXISTS)
+	StatusPreconditionFailed = int(C.S3DB_ERR_PRECONDITION_FAILED)
+	StatusConflict           = int(C.S3DB_ERR_CONFLICT)
+	StatusValidation         = int(C.S3DB_ERR_VALIDATION)
+	StatusInvalidArgument    = int(C.S3DB_ERR_INVALID_ARGUMENT)
+	StatusLockNotAcquired    = int(C.S3DB_ERR_LOCK_NOT_ACQUIRED)
+	StatusLockLost           = int(C.S3DB_ERR_LOCK_LOST)
+	StatusCorrupt            = int(C.S3DB_ERR_CORRUPT)
+	StatusStorage            = int(C.S3DB_ERR_STORAGE)
+	StatusInternal           = int(C.S3DB_ERR_INTERNAL)
+)
+
+// Error is a failed call: its status, the stable code ("NOT_FOUND", …) and the message.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Is makes errors.Is(err, s3db.ErrNotFound) and friends match on the status.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Status == e.Status
+}
+
+func kind(status int) *Error {
+	return &Error{Status: status, Code: C.GoString(C.s3db_status_name(C.int(status)))}
+}
+
+// Targets for errors.Is.
+var (
+	ErrNotFound           = kind(StatusNotFound)
+	ErrAlreadyExists      = kind(StatusAlreadyExists)
+	ErrPreconditionFailed = kind(StatusPreconditionFailed)
+	ErrConflict           = kind(StatusConflict)
+	ErrValidation         = kind(StatusValidation)
+	ErrInvalidArgument    = kind(StatusInvalidArgument)
+	ErrLockNotAcquired    = kind(StatusLockNotAcquired)
+	ErrLockLost           = kind(StatusLockLost)
+	ErrCorrupt            = kind(StatusCorrupt)
+	ErrStorage            = kind(StatusStorage)
+	ErrInternal           = kind(StatusInternal)
+)
+
+func statusError(status C.int, message string) error {
+	if status == C.S3DB_OK {
+		return nil
+	}
+	e := kind(int(status))
+	e.Message = message
+	return e
+}
+
+// call runs one C call and reads the per-thread error message on the same OS thread.
+func call(f func() C.int) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	status := f()
+	if status == C.S3DB_OK {
+		return nil
+	}
+	return statusError(status, C.GoString(C.s3db_last_error()))
+}
+
+type cstr struct{ p *C.char }
+
+func newCStr(s string) cstr { return cstr{C.CString(s)} }
+func (c cstr) free()        { C.free(unsafe.Pointer(c.p)) }
+
+// takeString copies a string returned by libs3db and frees it.
+func takeString(p *C.char) string {
+	if p == nil {
+		return ""
+	}
+	defer C.s3db_string_free(p)
+	return C.GoString(p)
+}
+
+func millis(d time.Duration) C.uint64_t {
+	if d < 0 {
+		return 0
+	}
+	return C.uint64_t(d / time.Millisecond)
+}
+
+// Version is libs3db's version.
+func Version() string { return C.GoString(C.s3db_version()) }
+
+// ---------------------------------------------------------------------------------------------
+// Database
+
+// Database is a connected store.
+type Database struct{ p *C.s3db_database_t }
+
+// Connect opens memory://, file://, s3:// or http(s):// connection strings.
+func Connect(url string) (*Database, error) {
+	u := newCStr(url)
+	defer u.free()
+	db := &Database{}
+	if err := call(func() C.int { return C.s3db_connect(u.p, &db.p) }); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close frees the handle (resources, locks and sequences taken from it stay usable).
+func (db *Database) Close() {
+	C.s3db_database_free(db.p)
+	db.p = nil
+}
+
+// CreateResource defines (or redefines) a resource from attribute rules such as
+// {"name": "string|required"}.
+func (db *Database) CreateResource(name string, attributes map[string]string) (*Resource, error) {
+	attrs, err := json.Marshal(attributes)
+	if err != nil {
+		return nil, err
+	}
+	n, a := newCStr(name), newCStr(string(attrs))
+	defer n.free()
+	defer a.free()
+	r := &Resource{}
+	if err := call(func() C.int { return C.s3db_create_resource(db.p, n.p, a.p, &r.p) }); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Resource opens a resource defined earlier.
+func (db *Database) Resource(name string) (*Resource, error) {
+	n := newCStr(name)
+	defer n.free()
+	r := &Resource{}
+	if err := call(func() C.int { return C.s3db_resource(db.p, n.p, &r.p) }); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ListResources returns the names in the catalog.
+func (db *Database) ListResources() ([]string, error) {
+	var names []string
+	return names, db.jsonOut(&names, func(out **C.char) C.int { return C.s3db_list_resources(db.p, out) })
+}
+
+func (db *Database) jsonOut(v any, f func(**C.char) C.int) error {
+	var out *C.char
+	if err := call(func() C.int { return f(&out) }); err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(takeString(out)), v)
+}
+
+// Stats counts the requests sent to the store, by kind.
+type Stats struct {
+	Get, Head, Put, Copy, Delete, List uint64
+}
+
+// Total is the number of requests of every kind.
+func (s Stats) Total() uint64 { return s.Get + s.Head + s.Put + s.Copy + s.Delete + s.List }
+
+func (s Stats) String() string {
+	return fmt.Sprintf("%d GET, %d HEAD, %d PUT, %d COPY, %d DELETE, %d LIST",
+		s.Get, s.Head, s.Put, s.Copy, s.Delete, s.List)
+}
+
+// Stats returns the request counters.
+func (db *Database) Stats() (Stats, error) {
+	var s C.s3db_stats_t
+	if err := call(func() C.int { return C.s3db_request_stats(db.p, &s) }); err != nil {
+		return Stats{}, err
+	}
+	return Stats{uint64(s.get), uint64(s.head), uint64(s.put), uint64(s.copy), uint64(s.delete_), uint64(s.list)}, nil
+}
+
+// ResetStats sets the request counters to zero.
+func (db *Database) ResetStats() error {
+	return call(func() C.int { return C.s3db_reset_stats(db.p) })
+}
+
+// Lock acquires a named lock held for ttl, waiting up to timeout for a held one
+// (ErrLockNotAcquired after that).
+func (db *Database) Lock(name string, ttl, timeout time.Duration) (*Lock, error) {
+	n := newCStr(name)
+	defer n.free()
+	var p *C.s3db_lock_t
+	if err := call(func() C.int { return C.s3db_lock(db.p, n.p, millis(ttl), millis(timeout), &p) }); err != nil {
+		return nil, err
+	}
+	l, err := newLock(p, true)
+	if err != nil {
+		C.s3db_lock_free(p)
+		return nil, err
+	}
+	return l, nil
+}
+
+type withLockState struct {
+	fn  func(*Lock) error
+	err error
+}
+
+// WithLock runs fn holding the lock and always releases it. fn's error is returned as is.
+func (db *Database) WithLock(name string, ttl, timeout time.Duration, fn func(*Lock) error) error {
+	n := newCStr(name)
+	defer n.free()
+	st := &withLockState{fn: fn}
+	h := cgo.NewHandle(st)
+	defer h.Delete()
+	err := call(func() C.int {
+		return C.go_with_lock(db.p, n.p, millis(ttl), millis(timeout), C.uintptr_t(h))
+	})
+	if st.err != nil {
+		return st.err
+	}
+	return err
+}
+
+// Sequence returns a handle on a named counter starting at start, stepping by increment.
+func (db *Database) Sequence(name string, start, increment int64) (*Sequence, error) {
+	n := newCStr(name)
+	defer n.free()
+	s := &Sequence{}
+	if err := call(func() C.int {
+		return C.s3db_sequence(db.p, n.p, C.int64_t(start), C.int64_t(increment), &s.p)
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource
+
+// Resource is a collection of records.
+type Resource struct{ p *C.s3db_resource_t }
+
+// Record is one record, including its "id".
+type Record = map[string]any
+
+// Close frees the handle.
+func (r *Resource) Close() {
+	C.s3db_resource_free(r.p)
+	r.p = nil
+}
+
+func (r *Resource) record(f func(**C.char) C.int) (Record, error) {
+	var out *C.char
+	if err := call(func() C.int { return f(&out) }); err != nil {
+		return nil, err
+	}
+	var rec Record
+	return rec, json.Unmarshal([]byte(takeString(out)), &rec)
+}
+
+// Insert stores a new record ("id" optional) and returns it with its id.
+func (r *Resource) Insert(record Record) (Record, error) {
+	body, err := json.Marshal(record)
+	if err != nil {
+		return nil, err
+	}
+	j := newCStr(string(body))
+	defer j.free()
+	return r.record(func(out **C.char) C.int { return C.s3db_insert(r.p, j.p, out) })
+}
+
+// Get reads a record (ErrNotFound if missing).
+func (r *Resource) Get(id string) (Record, error) {
+	i := newCStr(id)
+	defer i.free()
+	return r.record(func(out **C.char) C.int { return C.s3db_get(r.p, i.p, out) })
+}
+
+// Exists tells whether a record exists.
+func (r *Resource) Exists(id string) (bool, error) {
+	i := newCStr(id)
+	defer i.free()
+	var ok C.bool
+	err := call(func() C.int { return C.s3db_exists(r.p, i.p, &ok) })
+	return bool(ok), err
+}
+
+// Update merges changes into a record (nil values remove fields) and returns the result.
+func (r *Resource) Update(id string, changes Record) (Record, error) {
+	body, err := json.Marshal(changes)
+	if err != nil {
+		return nil, err
+	}
+	i, j := newCStr(id), newCStr(string(body))
+	defer i.free()
+	defer j.free()
+	return r.record(func(out **C.char) C.int { return C.s3db_update(r.p, i.p, j.p, out) })
+}
+
+// Delete removes a record (a missing one is not an error).
+func (r *Resource) Delete(id string) error {
+	i := newCStr(id)
+	defer i.free()
+	return call(func() C.int { return C.s3db_delete(r.p, i.p) })
+}
+
+// ListIDs returns every id.
+func (r *Resource) ListIDs() ([]string, error) {
+	var ids []string
+	var out *C.char
+	if err := call(func() C.int { return C.s3db_list_ids(r.p, &out) }); err != nil {
+		return nil, err
+	}
+	return ids, json.Unmarshal([]byte(takeString(out)), &ids)
+}
+
+// Count returns the number of records.
+func (r *Resource) Count() (uint64, error) {
+	var n C.uint64_t
+	err := call(func() C.int { return C.s3db_count(r.p, &n) })
+	return uint64(n), err
+}
+
+// AsyncResult is what an *Async call delivers: the JSON text of the result, or an error.
+type AsyncResult struct {
+	JSON string
+	Err  error
+}
+
+// async starts an _async C call whose callback sends on the returned channel.
+func async(start func(cb C.s3db_callback, userData unsafe.Pointer) C.int) <-chan AsyncResult {
+	ch := make(chan AsyncResult, 1)
+	h := cgo.NewHandle(ch)
+	if err := call(func() C.int { return start(C.json_callback(), C.handle_ptr(C.uintptr_t(h))) }); err != nil {
+		h.Delete()
+		ch <- AsyncResult{Err: err}
+	}
+	return ch
+}
+
+// InsertAsync is Insert through s3db_insert_async: the result arrives on the channel.
+func (r *Resource) InsertAsync(record Record) <-chan AsyncResult {
+	body, err := json.Marshal(record)
+	if err != nil {
+		ch := make(chan AsyncResult, 1)
+		ch <- AsyncResult{Err: err}
+		return ch
+	}
+	j := newCStr(string(body))
+	defer j.free() // the C call copies its arguments before returning
+	return async(func(cb C.s3db_callback, ud unsafe.Pointer) C.int { return C.s3db_insert_async(r.p, j.p, cb, ud) })
+}
+
+// GetAsync is Get through s3db_get_async.
+func (r *Resource) GetAsync(id string) <-chan AsyncResult {
+	i := newCStr(id)
+	defer i.free()
+	return async(func(cb C.s3db_callback, ud unsafe.Pointer) C.int { return C.s3db_get_async(r.p, i.p, cb, ud) })
+}
+
+// CountAsync is Count through s3db_count_async (the JSON is the number).
+func (r *Resource) CountAsync() <-chan AsyncResult {
+	return async(func(cb C.s3db_callback, ud unsafe.Pointer) C.int { return C.s3db_count_async(r.p, cb, ud) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock
+
+// Lock is a held lock.
+type Lock struct {
+	p            *C.s3db_lock_t
+	owned        bool
+	Name         string
+	FencingToken uint64
+	HolderID     string
+}
+
+func newLock(p *C.s3db_lock_t, owned bool) (*Lock, error) {
+	l := &Lock{p: p, owned: owned}
+	var name, holder *C.char
+	var token C.uint64_t
+	err := call(func() C.int {
+		if st := C.s3db_lock_name(p, &name); st != C.S3DB_OK {
+			return st
+		}
+		if st := C.s3db_lock_holder_id(p, &holder); st != C.S3DB_OK {
+			return st
+		}
+		return C.s3db_lock_fencing_token(p, &token)
+	})
+	l.Name, l.HolderID, l.FencingToken = takeString(name), takeString(holder), uint64(token)
+	return l, err
+}
+
+// Extend pushes the expiry to now + ttl (ErrLockLost if the lock is no longer held).
+func (l *Lock) Extend(ttl time.Duration) error {
+	return call(func() C.int { return C.s3db_lock_extend(l.p, millis(ttl)) })
+}
+
+// Release releases the lock; releasing twice is a no-op.
+func (l *Lock) Release() error {
+	return call(func() C.int { return C.s3db_lock_release(l.p) })
+}
+
+// Close frees the handle without releasing the lock (a no-op inside WithLock).
+func (l *Lock) Close() {
+	if l.owned {
+		C.s3db_lock_free(l.p)
+	}
+	l.p = nil
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequence
+
+// Sequence is a named 64-bit counter.
+type Sequence struct{ p *C.s3db_sequence_t }
+
+// Close frees the handle.
+func (s *Sequence) Close() {
+	C.s3db_sequence_free(s.p)
+	s.p = nil
+}
+
+// Next hands out the next value.
+func (s *Sequence) Next() (int64, error) {
+	var v C.int64_t
+	err := call(func() C.int { return C.s3db_sequence_next(s.p, &v) })
+	return int64(v), err
+}
+
+// NextAsync is Next through s3db_sequence_next_async.
+func (s *Sequence) NextAsync() <-chan AsyncResult {
+	return async(func(cb C.s3db_callback, ud unsafe.Pointer) C.int { return C.s3db_sequence_next_async(s.p, cb, ud) })
+}
+
+// Current is the value Next will return; ok is false before the first Next.
+func (s *Sequence) Current() (value int64, ok bool, err error) {
+	var v C.int64_t
+	var exists C.bool
+	err = call(func() C.int { return C.s3db_sequence_current(s.p, &v, &exists) })
+	return int64(v), bool(exists), err
+}
+
+// Reset makes value the next value handed out.
+func (s *Sequence) Reset(value int64) error {
+	return call(func() C.int { return C.s3db_sequence_reset(s.p, C.int64_t(value)) })
+}
