@@ -405,10 +405,6 @@ fn give_handle<H>(out: &mut *mut H, handle: H) {
     *out = Box::into_raw(Box::new(handle));
 }
 
-fn duration_ms(ms: u64) -> Duration {
-    Duration::from_millis(ms)
-}
-
 /// Frees a handle; dropping happens inside the runtime's context (network clients may want it).
 unsafe fn free_handle<H>(p: *mut H) {
     if p.is_null() {
@@ -921,8 +917,8 @@ pub unsafe extern "C" fn s3db_count_async(
 
 fn lock_options(ttl_ms: u64, timeout_ms: u64) -> LockOptions {
     LockOptions {
-        ttl: duration_ms(ttl_ms),
-        timeout: duration_ms(timeout_ms),
+        ttl: Duration::from_millis(ttl_ms),
+        timeout: Duration::from_millis(timeout_ms),
     }
 }
 
@@ -1029,7 +1025,7 @@ pub unsafe extern "C" fn s3db_lock_expires_at(lock: *const s3db_lock_t, out: *mu
 pub unsafe extern "C" fn s3db_lock_extend(lock: *const s3db_lock_t, ttl_ms: u64) -> c_int {
     ffi(|| {
         let lock = &arg_ref(lock, "lock")?.lock;
-        run(lock.extend(duration_ms(ttl_ms)))
+        run(lock.extend(Duration::from_millis(ttl_ms)))
     })
 }
 
