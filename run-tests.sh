@@ -41,7 +41,7 @@ step "Go"
 
 step "Python"
 python -m pytest -q tests/python
-python -m mypy.stubtest s3db --allowlist bindings-python/stubtest-allowlist.txt
+python -m mypy.stubtest s3db
 
 step "Node"
 (cd bindings-node && npm test && npm run typecheck)

@@ -6,7 +6,7 @@ root="$here/../.."
 
 run() {
   local url="$1"
-  echo "-- interop on ${url%%@*}@…"
+  echo "-- interop on $(printf %s "$url" | sed -E 's#//[^@/]*@#//***@#')"
   python "$here/python_write.py" "$url"
   node "$here/node_read_write.mjs" "$url"
   python "$here/python_verify.py" "$url"
