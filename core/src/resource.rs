@@ -49,7 +49,7 @@ impl Resource {
     /// Inserts a new record (create-only write). The id is taken from `id` or generated.
     pub async fn insert(&self, data: Value) -> Result<Value> {
         let mut record = object_of(data)?;
-        let id = match record.remove("id") {
+        let id = match record.shift_remove("id") {
             Some(Value::String(s)) => s,
             Some(Value::Null) | None => generate_id(DEFAULT_ID_SIZE),
             Some(other) => {
@@ -113,7 +113,7 @@ impl Resource {
     pub async fn update(&self, id: &str, changes: Value) -> Result<Value> {
         let key = self.key(id)?;
         let mut changes = object_of(changes)?;
-        match changes.remove("id") {
+        match changes.shift_remove("id") {
             None => {}
             Some(Value::String(s)) if s == id => {}
             Some(_) => return Err(Error::validation("id: cannot be changed by update")),
@@ -129,7 +129,7 @@ impl Resource {
             let mut record = self.decode(&obj);
             for (k, v) in &changes {
                 if v.is_null() {
-                    record.remove(k);
+                    record.shift_remove(k);
                 } else {
                     record.insert(k.clone(), v.clone());
                 }

@@ -185,7 +185,7 @@ impl Schema {
                     record.insert(name.clone(), Value::String(s));
                 }
                 None => {
-                    record.remove(name);
+                    record.shift_remove(name);
                 }
             }
         }
