@@ -13,6 +13,14 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Seconds since the script started, for the build-time figures.
 elapsed() { echo "$(( $(date +%s) - ${S3DB_T0:-$(date +%s)} ))s"; }
 
+# Runs a command and prints how long it took (the shared-build figures come from these).
+timed() {
+  local t0
+  t0=$(date +%s)
+  "$@"
+  echo "   took $(( $(date +%s) - t0 ))s: $*"
+}
+
 python_env() {
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
@@ -25,16 +33,16 @@ python_env() {
 
 build_c() {
   step "C library (libs3db.so / libs3db.a)"
-  cargo build -p s3db-c
-  cargo build -p s3db-c --release
+  timed cargo build -p s3db-c
+  timed cargo build -p s3db-c --release
 }
 
 build_python() {
   step "Python module (pip install ./bindings-python)"
-  python -m pip install -q "$ROOT/bindings-python"
+  timed python -m pip install -q "$ROOT/bindings-python"
 }
 
 build_node() {
   step "Node addon (npm install in bindings-node)"
-  (cd "$ROOT/bindings-node" && npm install --no-audit --no-fund --loglevel=error)
+  (cd "$ROOT/bindings-node" && timed npm install --no-audit --no-fund --loglevel=error)
 }
