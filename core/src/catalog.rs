@@ -4,7 +4,9 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::schema::{Attribute, Schema};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::Schema;
 
 pub const CATALOG_KEY: &str = "s3db.json";
 pub const FORMAT_VERSION: &str = "1";
@@ -76,35 +78,305 @@ pub fn resource_names(catalog: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The schema of a resource at its current version, or `None` if it is not defined.
-pub fn schema_of(catalog: &Value, name: &str) -> Result<Option<Schema>> {
+/// How a resource is defined (s3db.js `createResource` options).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResourceConfig {
+    pub attributes: Map<String, Value>,
+    pub behavior: String,
+    pub timestamps: bool,
+    /// An object of `{name: {fields: {path: rule}}}` or an array of field names.
+    pub partitions: Value,
+    pub paranoid: bool,
+    pub id_size: usize,
+    /// Passphrase of secret fields (s3db.js `security.passphrase`, default `"secret"`).
+    #[serde(skip_serializing)]
+    pub passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for ResourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceConfig")
+            .field("attributes", &self.attributes)
+            .field("behavior", &self.behavior)
+            .field("timestamps", &self.timestamps)
+            .field("partitions", &self.partitions)
+            .field("paranoid", &self.paranoid)
+            .field("id_size", &self.id_size)
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl Default for ResourceConfig {
+    fn default() -> Self {
+        ResourceConfig {
+            attributes: Map::new(),
+            behavior: "user-managed".into(),
+            timestamps: false,
+            partitions: json!({}),
+            paranoid: true,
+            id_size: crate::ids::DEFAULT_ID_SIZE,
+            passphrase: None,
+        }
+    }
+}
+
+pub const BEHAVIORS: [&str; 5] = [
+    "user-managed",
+    "enforce-limits",
+    "truncate-data",
+    "body-overflow",
+    "body-only",
+];
+
+impl ResourceConfig {
+    pub fn from_attributes(attributes: &Value) -> Result<ResourceConfig> {
+        let attributes = attributes
+            .as_object()
+            .ok_or_else(|| Error::validation("attributes must be an object"))?
+            .clone();
+        Ok(ResourceConfig {
+            attributes,
+            ..Default::default()
+        })
+    }
+
+    /// From a JSON object (`{attributes, behavior, timestamps, partitions, paranoid, idSize, passphrase}`).
+    pub fn from_json(v: &Value) -> Result<ResourceConfig> {
+        if !v.is_object() {
+            return Err(Error::validation("resource options must be an object"));
+        }
+        serde_json::from_value(v.clone())
+            .map_err(|e| Error::validation(format!("resource options: {e}")))
+    }
+
+    /// Attributes as stored: with timestamps, `createdAt`/`updatedAt` are appended.
+    pub fn stored_attributes(&self) -> Map<String, Value> {
+        let mut attrs = self.attributes.clone();
+        if self.timestamps {
+            for f in ["createdAt", "updatedAt"] {
+                if !attrs.contains_key(f) {
+                    attrs.insert(f.into(), json!("datetime|optional"));
+                }
+            }
+        }
+        attrs
+    }
+
+    /// Partitions in object form, timestamps' date partitions included.
+    pub fn normalized_partitions(&self) -> Result<Map<String, Value>> {
+        let attrs = self.stored_attributes();
+        let mut out = Map::new();
+        match &self.partitions {
+            Value::Null => {}
+            Value::Array(fields) => {
+                for f in fields {
+                    let field = f.as_str().ok_or_else(|| {
+                        Error::validation("partition shorthand takes field names")
+                    })?;
+                    let rule = attrs.get(field).and_then(Value::as_str).ok_or_else(|| {
+                        Error::validation(format!(
+                            "partition field {field:?} is not a string-defined attribute"
+                        ))
+                    })?;
+                    let base = rule.split('|').next().unwrap_or("string");
+                    let mut name = String::from("by");
+                    let mut chars = field.chars();
+                    if let Some(c) = chars.next() {
+                        name.extend(c.to_uppercase());
+                        name.push_str(chars.as_str());
+                    }
+                    out.insert(name, json!({"fields": {field: base}}));
+                }
+            }
+            Value::Object(m) => {
+                for (name, def) in m {
+                    crate::ids::validate_name("partition name", name)?;
+                    let fields = def
+                        .get("fields")
+                        .and_then(Value::as_object)
+                        .filter(|f| !f.is_empty())
+                        .ok_or_else(|| {
+                            Error::validation(format!("partition {name:?} needs {{fields: {{…}}}}"))
+                        })?;
+                    for (path, rule) in fields {
+                        if !rule.is_string() {
+                            return Err(Error::validation(format!(
+                                "partition {name:?}: rule of {path:?} must be a string"
+                            )));
+                        }
+                        if !has_path(&attrs, path) {
+                            return Err(Error::validation(format!(
+                                "partition {name:?}: {path:?} is not an attribute"
+                            )));
+                        }
+                    }
+                    out.insert(name.clone(), def.clone());
+                }
+            }
+            _ => {
+                return Err(Error::validation(
+                    "partitions must be an object or an array of field names",
+                ))
+            }
+        }
+        if self.timestamps {
+            out.entry("byCreatedDate")
+                .or_insert_with(|| json!({"fields": {"createdAt": "date|maxlength:10"}}));
+            out.entry("byUpdatedDate")
+                .or_insert_with(|| json!({"fields": {"updatedAt": "date|maxlength:10"}}));
+        }
+        Ok(out)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if !BEHAVIORS.contains(&self.behavior.as_str()) {
+            return Err(Error::validation(format!(
+                "behavior {:?} is not one of {}",
+                self.behavior,
+                BEHAVIORS.join(", ")
+            )));
+        }
+        if !(1..=256).contains(&self.id_size) {
+            return Err(Error::validation("idSize must be between 1 and 256"));
+        }
+        crate::schema::check_attributes(&self.stored_attributes())?;
+        self.normalized_partitions()?;
+        Ok(())
+    }
+}
+
+fn has_path(attrs: &Map<String, Value>, path: &str) -> bool {
+    let mut cur = attrs;
+    let mut parts = path.split('.').peekable();
+    while let Some(p) = parts.next() {
+        match cur.get(p) {
+            Some(Value::Object(o)) if parts.peek().is_some() => cur = o,
+            Some(_) if parts.peek().is_none() => return true,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// A resource as the catalog defines it, with the schema of every version.
+#[derive(Debug, Clone)]
+pub struct ResourceDef {
+    pub name: String,
+    pub behavior: String,
+    pub timestamps: bool,
+    pub paranoid: bool,
+    pub id_size: usize,
+    pub partitions: Map<String, Value>,
+    pub current: String,
+    pub schemas: std::collections::HashMap<String, Schema>,
+}
+
+impl ResourceDef {
+    pub fn schema(&self) -> &Schema {
+        &self.schemas[&self.current]
+    }
+
+    /// The schema a record was written with (`_v`), else the current one.
+    pub fn schema_for(&self, version: Option<&str>) -> &Schema {
+        version
+            .map(|v| {
+                if v.starts_with('v') {
+                    v.to_string()
+                } else {
+                    format!("v{v}")
+                }
+            })
+            .and_then(|v| self.schemas.get(&v))
+            .unwrap_or_else(|| self.schema())
+    }
+}
+
+/// The definition of a resource, or `None` if the catalog has none.
+pub fn resource_def(catalog: &Value, name: &str, passphrase: &str) -> Result<Option<ResourceDef>> {
     let Some(res) = resources(catalog).and_then(|r| r.get(name)) else {
         return Ok(None);
     };
     let current = res
         .get("currentVersion")
         .and_then(Value::as_str)
-        .unwrap_or("v1");
-    let attrs = res
-        .pointer(&format!("/versions/{current}/attributes"))
+        .unwrap_or("v1")
+        .to_string();
+    let versions = res
+        .get("versions")
         .and_then(Value::as_object)
-        .ok_or_else(|| Error::corrupt(format!("s3db.json: resource {name:?} has no attributes")))?;
-    let attributes = crate::schema::parse_attributes(attrs)?;
-    let mapping = match res
+        .ok_or_else(|| Error::corrupt(format!("s3db.json: resource {name:?} has no versions")))?;
+    let cur = versions.get(&current).ok_or_else(|| {
+        Error::corrupt(format!(
+            "s3db.json: resource {name:?} lacks its current version {current}"
+        ))
+    })?;
+    let mut mapping = res
         .pointer("/schemaRegistry/mapping")
         .and_then(Value::as_object)
-    {
-        Some(m) => m.clone(),
-        None => positional_mapping(&attributes),
-    };
-    Ok(Some(Schema::new(current.to_string(), attributes, &mapping)))
+        .cloned();
+    if let Some(m) = mapping.as_mut() {
+        for b in res
+            .pointer("/schemaRegistry/burned")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(attr), Some(idx)) =
+                (b.get("attribute").and_then(Value::as_str), b.get("index"))
+            {
+                m.entry(attr.to_string()).or_insert(idx.clone());
+            }
+        }
+    }
+    let mut schemas = std::collections::HashMap::new();
+    for (v, def) in versions {
+        let Some(attrs) = def.get("attributes").and_then(Value::as_object) else {
+            continue;
+        };
+        let mapping = mapping.clone().unwrap_or_else(|| positional_mapping(attrs));
+        match Schema::new(v.clone(), attrs, &mapping, passphrase) {
+            Ok(s) => {
+                schemas.insert(v.clone(), s);
+            }
+            Err(e) if v == &current => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let partitions = res
+        .get("partitions")
+        .and_then(Value::as_object)
+        .or_else(|| cur.get("partitions").and_then(Value::as_object))
+        .cloned()
+        .unwrap_or_default();
+    Ok(Some(ResourceDef {
+        name: name.to_string(),
+        behavior: cur
+            .get("behavior")
+            .and_then(Value::as_str)
+            .unwrap_or("user-managed")
+            .to_string(),
+        timestamps: cur
+            .get("timestamps")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        paranoid: cur.get("paranoid").and_then(Value::as_bool).unwrap_or(true),
+        id_size: cur.get("idSize").and_then(Value::as_u64).unwrap_or(22) as usize,
+        partitions,
+        current,
+        schemas,
+    }))
 }
 
-fn positional_mapping(attributes: &[Attribute]) -> Map<String, Value> {
-    attributes
-        .iter()
+fn positional_mapping(attributes: &Map<String, Value>) -> Map<String, Value> {
+    crate::schema::mapping_order(attributes)
+        .into_iter()
         .enumerate()
-        .map(|(i, a)| (a.name.clone(), json!(i)))
+        .map(|(i, a)| (a, json!(i)))
         .collect()
 }
 
@@ -112,14 +384,19 @@ fn positional_mapping(attributes: &[Attribute]) -> Map<String, Value> {
 pub fn define_resource(
     catalog: &mut Value,
     name: &str,
-    attributes: &Map<String, Value>,
+    config: &ResourceConfig,
     now: &str,
 ) -> Result<bool> {
-    let parsed = crate::schema::parse_attributes(attributes)?;
-    let partitions = json!({});
-    let behavior = "user-managed";
-    let attrs_value = Value::Object(attributes.clone());
-    let hash = definition_hash(&attrs_value, behavior, &partitions);
+    config.check()?;
+    let attributes = config.stored_attributes();
+    let partitions = Value::Object(config.normalized_partitions()?);
+    let behavior = config.behavior.as_str();
+    let mut hashed = attributes.clone();
+    if config.timestamps {
+        hashed.shift_remove("createdAt");
+        hashed.shift_remove("updatedAt");
+    }
+    let hash = definition_hash(&Value::Object(hashed), behavior, &partitions);
 
     let root = catalog
         .as_object_mut()
@@ -140,7 +417,6 @@ pub fn define_resource(
     let res = entry
         .as_object_mut()
         .ok_or_else(|| Error::corrupt(format!("s3db.json: resource {name:?} is not an object")))?;
-
     let current = res
         .get("currentVersion")
         .and_then(Value::as_str)
@@ -173,30 +449,30 @@ pub fn define_resource(
         next_version.clone(),
         json!({
             "hash": hash,
-            "attributes": attrs_value,
+            "attributes": attributes,
             "behavior": behavior,
-            "timestamps": false,
+            "timestamps": config.timestamps,
             "partitions": partitions,
-            "paranoid": true,
+            "paranoid": config.paranoid,
             "allNestedObjectsOptional": true,
             "autoDecrypt": true,
             "cache": false,
             "hooks": {},
-            "idSize": 22,
+            "idSize": config.id_size,
             "idGenerator": "default",
             "createdAt": now,
         }),
     );
     res.insert("currentVersion".into(), json!(next_version));
-    res.insert("partitions".into(), json!({}));
-    update_registry(res, &parsed, now);
+    res.insert("partitions".into(), partitions);
+    update_registry(res, &crate::schema::mapping_order(&attributes), now);
     res.entry("pluginSchemaRegistry")
         .or_insert_with(|| json!({}));
     Ok(true)
 }
 
 /// Existing attributes keep their index; new ones take `nextIndex`; removed ones are burned.
-fn update_registry(res: &mut Map<String, Value>, attributes: &[Attribute], now: &str) {
+fn update_registry(res: &mut Map<String, Value>, order: &[String], now: &str) {
     let registry = res
         .entry("schemaRegistry")
         .or_insert_with(|| json!({"nextIndex": 0, "mapping": {}, "burned": []}));
@@ -224,19 +500,19 @@ fn update_registry(res: &mut Map<String, Value>, attributes: &[Attribute], now: 
     }
     let removed: Vec<String> = mapping
         .keys()
-        .filter(|k| !attributes.iter().any(|a| &a.name == *k))
+        .filter(|k| !order.contains(k))
         .cloned()
         .collect();
     for attr in removed {
-        if let Some(idx) = mapping.remove(&attr) {
+        if let Some(idx) = mapping.shift_remove(&attr) {
             burned.push(
                 json!({"index": idx, "attribute": attr, "burnedAt": now, "reason": "removed"}),
             );
         }
     }
-    for a in attributes {
-        if !mapping.contains_key(&a.name) {
-            mapping.insert(a.name.clone(), json!(next));
+    for a in order {
+        if !mapping.contains_key(a) {
+            mapping.insert(a.clone(), json!(next));
             next += 1;
         }
     }
@@ -256,12 +532,14 @@ mod tests {
     #[test]
     fn registry_keeps_indexes_and_burns_removed() {
         let mut cat = empty("t0");
-        let a: Map<String, Value> =
-            serde_json::from_value(json!({"a": "string", "b": "string", "c": "string"})).unwrap();
+        let a =
+            ResourceConfig::from_attributes(&json!({"a": "string", "b": "string", "c": "string"}))
+                .unwrap();
         assert!(define_resource(&mut cat, "r", &a, "t0").unwrap());
         assert!(!define_resource(&mut cat, "r", &a, "t1").unwrap());
-        let b: Map<String, Value> =
-            serde_json::from_value(json!({"a": "string", "c": "string", "d": "string"})).unwrap();
+        let b =
+            ResourceConfig::from_attributes(&json!({"a": "string", "c": "string", "d": "string"}))
+                .unwrap();
         assert!(define_resource(&mut cat, "r", &b, "t2").unwrap());
         let reg = &cat["resources"]["r"]["schemaRegistry"];
         assert_eq!(reg["mapping"], json!({"a": 0, "c": 2, "d": 3}));

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
-use crate::catalog::{self, CATALOG_KEY};
+use crate::catalog::{self, ResourceConfig, CATALOG_KEY};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::validate_name;
 use crate::lock::{Lock, LockOptions};
@@ -25,6 +25,28 @@ pub(crate) struct DbInner {
     pub store: Store,
     pub catalog: Mutex<Cached>,
     pub holder_id: String,
+    pub passphrase: crate::crypto::Passphrase,
+    /// Per-resource passphrases given to `create_resource_with` (never stored).
+    pub resource_passphrases:
+        std::sync::Mutex<std::collections::HashMap<String, crate::crypto::Passphrase>>,
+}
+
+/// Connection options beyond the connection string.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// Passphrase of secret fields (s3db.js `security.passphrase`; default `"secret"`).
+    pub passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// A database: one bucket (and key prefix) holding `s3db.json` and the records.
@@ -41,15 +63,47 @@ impl Database {
         Database::with_store(store).await
     }
 
+    pub async fn connect_with(conn: &str, options: ConnectOptions) -> Result<Database> {
+        let store = Store::open(conn).await?;
+        Database::with_store_and(store, options).await
+    }
+
     pub async fn with_store(store: Store) -> Result<Database> {
+        Database::with_store_and(store, ConnectOptions::default()).await
+    }
+
+    pub async fn with_store_and(store: Store, options: ConnectOptions) -> Result<Database> {
         let cached = load_or_create(&store).await?;
         Ok(Database {
             inner: Arc::new(DbInner {
                 store,
                 catalog: Mutex::new(cached),
                 holder_id: holder_id(),
+                passphrase: crate::crypto::Passphrase::new(
+                    options
+                        .passphrase
+                        .unwrap_or_else(|| crate::crypto::DEFAULT_PASSPHRASE.to_string()),
+                ),
+                resource_passphrases: Default::default(),
             }),
         })
+    }
+
+    fn passphrase_of(&self, name: &str) -> crate::crypto::Passphrase {
+        self.inner
+            .resource_passphrases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.inner.passphrase.clone())
+    }
+
+    fn resource_of(&self, catalog: &Value, name: &str) -> Result<Option<Resource>> {
+        Ok(
+            catalog::resource_def(catalog, name, self.passphrase_of(name).expose())?
+                .map(|def| Resource::new(self.inner.clone(), def)),
+        )
     }
 
     pub fn store(&self) -> &Store {
@@ -70,19 +124,33 @@ impl Database {
         &self.inner.holder_id
     }
 
+    /// Defines a resource with string-rule attributes and default options.
+    pub async fn create_resource(&self, name: &str, attributes: &Value) -> Result<Resource> {
+        self.create_resource_with(name, ResourceConfig::from_attributes(attributes)?)
+            .await
+    }
+
     /// Defines a resource (or redefines it: a new catalog version). The catalog is written
     /// by compare-and-swap; a concurrent writer's change is re-read and kept.
-    pub async fn create_resource(&self, name: &str, attributes: &Value) -> Result<Resource> {
+    pub async fn create_resource_with(
+        &self,
+        name: &str,
+        config: ResourceConfig,
+    ) -> Result<Resource> {
         validate_name("resource name", name)?;
-        let attrs = attributes
-            .as_object()
-            .ok_or_else(|| Error::validation("attributes must be an object of rule strings"))?;
-        crate::schema::parse_attributes(attrs)?;
+        config.check()?;
+        if let Some(p) = &config.passphrase {
+            self.inner
+                .resource_passphrases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_string(), crate::crypto::Passphrase::new(p.clone()));
+        }
         let mut cached = self.inner.catalog.lock().await;
         loop {
             let mut next = cached.catalog.clone();
             let now = catalog::iso_now();
-            if !catalog::define_resource(&mut next, name, attrs, &now)? {
+            if !catalog::define_resource(&mut next, name, &config, &now)? {
                 break;
             }
             next["lastUpdated"] = Value::String(now);
@@ -106,23 +174,20 @@ impl Database {
                 Err(e) => return Err(e.at(CATALOG_KEY)),
             }
         }
-        let schema = catalog::schema_of(&cached.catalog, name)?
-            .ok_or_else(|| Error::not_found(format!("resource {name}")))?;
-        Ok(Resource::new(self.inner.clone(), name, schema))
+        self.resource_of(&cached.catalog, name)?
+            .ok_or_else(|| Error::not_found(format!("resource {name}")))
     }
 
     /// A resource defined earlier (by this or another client).
     pub async fn resource(&self, name: &str) -> Result<Resource> {
         validate_name("resource name", name)?;
         let mut cached = self.inner.catalog.lock().await;
-        if let Some(schema) = catalog::schema_of(&cached.catalog, name)? {
-            return Ok(Resource::new(self.inner.clone(), name, schema));
+        if let Some(r) = self.resource_of(&cached.catalog, name)? {
+            return Ok(r);
         }
         *cached = load_or_create(&self.inner.store).await?;
-        match catalog::schema_of(&cached.catalog, name)? {
-            Some(schema) => Ok(Resource::new(self.inner.clone(), name, schema)),
-            None => Err(Error::not_found(format!("resource {name}"))),
-        }
+        self.resource_of(&cached.catalog, name)?
+            .ok_or_else(|| Error::not_found(format!("resource {name}")))
     }
 
     /// Names of the resources in the catalog as last read.

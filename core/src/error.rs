@@ -73,6 +73,7 @@ impl fmt::Display for ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    details: Option<serde_json::Value>,
 }
 
 impl Error {
@@ -80,7 +81,16 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            details: None,
         }
+    }
+    /// Structured details (a validation error lists `{field, rule, expected, actual}`).
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        self.details.as_ref()
     }
     pub fn kind(&self) -> ErrorKind {
         self.kind

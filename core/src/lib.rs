@@ -1,18 +1,22 @@
 //! s3db: a document database whose only server is an S3-compatible object store.
 
+pub mod behavior;
 pub mod catalog;
+pub mod crypto;
 mod database;
 pub mod error;
 pub mod ids;
 mod lock;
+pub mod partition;
 mod resource;
 pub mod schema;
 mod sequence;
 pub mod storage;
 
-pub use database::Database;
+pub use catalog::ResourceConfig;
+pub use database::{ConnectOptions, Database};
 pub use error::{Error, ErrorKind, Result};
 pub use lock::{Lock, LockOptions};
-pub use resource::Resource;
+pub use resource::{BatchError, BatchItem, Page, Resource};
 pub use sequence::{Sequence, SequenceOptions};
 pub use storage::Stats;

@@ -1,44 +1,110 @@
-//! Records of one resource: `resource=<R>/data/id=<ID>`.
+//! Records of one resource: `resource=<R>/data/id=<ID>` plus partition references.
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
 
+use crate::behavior::{self, Layout};
+use crate::catalog::{iso_now, ResourceDef};
 use crate::database::{object_of, DbInner};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{generate_id, validate_name, DEFAULT_ID_SIZE};
-use crate::schema::{js_key_order, metadata_size, Schema, METADATA_LIMIT};
+use crate::ids::{generate_id, validate_name};
+use crate::partition::{partitions_of, Partition};
+use crate::schema::{Schema, METADATA_LIMIT};
 use crate::storage::{Metadata, Object, PutRequest, StoreError, WriteCondition};
 
 const FETCH_CONCURRENCY: usize = 16;
 const MAX_CAS_ATTEMPTS: usize = 64;
 
+/// One item of a batch call.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BatchItem {
+    pub index: usize,
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<BatchError>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BatchError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl BatchItem {
+    fn of(index: usize, id: Option<String>, r: Result<Option<Value>>) -> BatchItem {
+        match r {
+            Ok(record) => BatchItem {
+                index,
+                id,
+                record,
+                error: None,
+            },
+            Err(e) => BatchItem {
+                index,
+                id,
+                record: None,
+                error: Some(BatchError {
+                    code: e.kind().code(),
+                    message: e.message().to_string(),
+                }),
+            },
+        }
+    }
+}
+
+/// One page of records and the cursor of the next (`None` on the last page).
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub cursor: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Resource {
     db: Arc<DbInner>,
-    name: String,
-    schema: Arc<Schema>,
+    def: Arc<ResourceDef>,
+    partitions: Arc<Vec<Partition>>,
     data_prefix: String,
 }
 
+struct Stored {
+    record: Map<String, Value>,
+    etag: String,
+}
+
 impl Resource {
-    pub(crate) fn new(db: Arc<DbInner>, name: &str, schema: Schema) -> Self {
+    pub(crate) fn new(db: Arc<DbInner>, def: ResourceDef) -> Self {
+        let partitions = partitions_of(&def.partitions);
         Resource {
+            data_prefix: format!("resource={}/data/", def.name),
             db,
-            name: name.to_string(),
-            schema: Arc::new(schema),
-            data_prefix: format!("resource={name}/data/"),
+            def: Arc::new(def),
+            partitions: Arc::new(partitions),
         }
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.def.name
     }
 
     pub fn schema(&self) -> &Schema {
-        &self.schema
+        self.def.schema()
+    }
+
+    pub fn behavior(&self) -> &str {
+        &self.def.behavior
+    }
+
+    pub fn partition_names(&self) -> Vec<String> {
+        self.partitions.iter().map(|p| p.name.clone()).collect()
     }
 
     fn key(&self, id: &str) -> Result<String> {
@@ -46,40 +112,73 @@ impl Resource {
         Ok(format!("{}id={id}", self.data_prefix))
     }
 
-    /// Inserts a new record (create-only write). The id is taken from `id` or generated.
-    pub async fn insert(&self, data: Value) -> Result<Value> {
-        let mut record = object_of(data)?;
-        let id = match record.shift_remove("id") {
-            Some(Value::String(s)) => s,
-            Some(Value::Null) | None => generate_id(DEFAULT_ID_SIZE),
-            Some(other) => {
-                return Err(Error::validation(format!(
-                    "id: expected string, got {}",
-                    crate::schema::type_name(&other)
-                )))
-            }
-        };
-        let key = self.key(&id)?;
-        record.retain(|_, v| !v.is_null());
-        self.schema.validate(&record, false)?;
-        let (metadata, body, content_type) = self.layout(&record, false);
-        let req = PutRequest {
-            body,
-            metadata,
-            content_type,
-            condition: WriteCondition::IfNoneMatch,
-        };
-        match self.db.store.put(&key, req).await {
-            Ok(_) => Ok(with_id(record, &id)),
-            Err(StoreError::PreconditionFailed) => Err(Error::new(
-                ErrorKind::AlreadyExists,
-                format!("{}: a record with id {id:?} already exists", self.name),
-            )),
-            Err(e) => Err(e.at(&key)),
+    fn partition(&self, name: &str) -> Result<&Partition> {
+        self.partitions
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::not_found(format!("partition {name:?} of {}", self.def.name)))
+    }
+
+    fn take_id(&self, record: &mut Map<String, Value>) -> Result<String> {
+        match record.shift_remove("id") {
+            Some(Value::String(s)) => Ok(s),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            Some(Value::Null) | None => Ok(generate_id(self.def.id_size)),
+            Some(other) => Err(Error::validation(format!(
+                "id: expected string, got {}",
+                crate::schema::type_name(&other)
+            ))),
         }
     }
 
-    pub async fn get(&self, id: &str) -> Result<Value> {
+    fn layout(
+        &self,
+        record: &Map<String, Value>,
+        update_id: Option<&str>,
+    ) -> Result<(Metadata, Bytes, Option<String>)> {
+        let schema = self.def.schema();
+        let mapped = schema.to_mapped(record);
+        let Layout { metadata, body } = behavior::layout(behavior::Input {
+            behavior: &self.def.behavior,
+            schema,
+            mapped: mapped.clone(),
+            record,
+            timestamps: self.def.timestamps,
+            update_id,
+            limit: METADATA_LIMIT,
+        })?;
+        let mut meta = Schema::metadata_of(&metadata);
+        let mut body = body;
+        // Header encoding can grow values past what S3 accepts: keep the data in the body.
+        if behavior::sent_size(&meta) > behavior::S3_METADATA_MAX {
+            if self.def.behavior == "enforce-limits" || self.def.behavior == "truncate-data" {
+                return Err(Error::new(
+                    ErrorKind::Validation,
+                    format!(
+                        "metadata limit: the encoded metadata is {} bytes, over S3's {}",
+                        behavior::sent_size(&meta),
+                        behavior::S3_METADATA_MAX
+                    ),
+                ));
+            }
+            let mut slim = Map::new();
+            slim.insert("_v".into(), json!(schema.version));
+            slim.insert("$overflow".into(), json!("true"));
+            meta = Schema::metadata_of(&slim);
+            body = serde_json::to_vec(&crate::schema::js_key_order(mapped)).expect("json");
+        }
+        let content_type = (!body.is_empty()).then(|| "application/json".to_string());
+        Ok((meta, Bytes::from(body), content_type))
+    }
+
+    fn decode(&self, obj: &Object) -> Map<String, Value> {
+        let version = obj.head.metadata.get("_v").map(String::as_str);
+        self.def
+            .schema_for(version)
+            .from_stored(&obj.head.metadata, &obj.body)
+    }
+
+    async fn fetch(&self, id: &str) -> Result<Stored> {
         let key = self.key(id)?;
         let obj = self
             .db
@@ -87,7 +186,159 @@ impl Resource {
             .get(&key)
             .await
             .map_err(|e| self.missing(e, id, &key))?;
-        Ok(with_id(self.decode(&obj), id))
+        Ok(Stored {
+            record: self.decode(&obj),
+            etag: obj.head.etag,
+        })
+    }
+
+    fn reference_keys(&self, record: &Map<String, Value>, id: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        for p in self.partitions.iter() {
+            if let Some(k) = p.key(&self.def.name, record, id)? {
+                keys.push(k);
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn put_references(&self, keys: &[String]) -> Result<()> {
+        let version = self.def.schema().version.clone();
+        stream::iter(keys.iter().cloned())
+            .map(|k| {
+                let version = version.clone();
+                async move {
+                    let mut metadata = Metadata::new();
+                    metadata.insert("_v".into(), version);
+                    let req = PutRequest {
+                        metadata,
+                        ..Default::default()
+                    };
+                    self.db
+                        .store
+                        .put(&k, req)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.at(&k))
+                }
+            })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete_keys(&self, keys: &[String]) -> Result<()> {
+        match keys.len() {
+            0 => Ok(()),
+            1 => self
+                .db
+                .store
+                .delete(&keys[0], None)
+                .await
+                .map_err(|e| e.at(&keys[0])),
+            _ => {
+                let failed = self
+                    .db
+                    .store
+                    .delete_many(keys)
+                    .await
+                    .map_err(|e| e.at(&self.data_prefix))?;
+                match failed.into_iter().next() {
+                    Some((k, e)) => Err(e.at(&k)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn prepare_insert(&self, data: Value) -> Result<(String, Map<String, Value>)> {
+        let mut record = object_of(data)?;
+        let id = self.take_id(&mut record)?;
+        validate_name("id", &id)?;
+        if self.def.timestamps {
+            let now = iso_now();
+            record
+                .entry("createdAt")
+                .or_insert_with(|| json!(now.clone()));
+            record.entry("updatedAt").or_insert_with(|| json!(now));
+        }
+        let record = self.def.schema().validate(record)?;
+        Ok((id, record))
+    }
+
+    /// Inserts a new record (create-only write), then its partition references.
+    pub async fn insert(&self, data: Value) -> Result<Value> {
+        let (id, record) = self.prepare_insert(data)?;
+        let key = self.key(&id)?;
+        let refs = self.reference_keys(&record, &id)?;
+        let (metadata, body, content_type) = self.layout(&record, None)?;
+        let req = PutRequest {
+            body,
+            metadata,
+            content_type,
+            condition: WriteCondition::IfNoneMatch,
+        };
+        match self.db.store.put(&key, req).await {
+            Ok(_) => {}
+            Err(StoreError::PreconditionFailed) => {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("{}: a record with id {id:?} already exists", self.def.name),
+                ))
+            }
+            Err(e) => return Err(e.at(&key)),
+        }
+        self.put_references(&refs).await?;
+        Ok(self.output(record, &id))
+    }
+
+    /// Inserts each item; one failure does not stop the others.
+    pub async fn insert_many(&self, items: Vec<Value>) -> Vec<BatchItem> {
+        stream::iter(items.into_iter().enumerate())
+            .map(|(i, item)| async move {
+                let id = item.get("id").and_then(Value::as_str).map(str::to_string);
+                let r = self.insert(item).await;
+                let id = r
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| v["id"].as_str().map(str::to_string))
+                    .or(id);
+                BatchItem::of(i, id, r.map(Some))
+            })
+            .buffered(FETCH_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    fn output(&self, record: Map<String, Value>, id: &str) -> Value {
+        let mut out = Map::with_capacity(record.len() + 1);
+        out.insert("id".into(), Value::String(id.to_string()));
+        let schema = self.def.schema();
+        for (k, v) in record {
+            let is_secret = schema
+                .field(&k)
+                .is_some_and(|f| f.rule.kind == crate::schema::types::Kind::Secret);
+            let v = match (&v, is_secret) {
+                (Value::String(s), true) => crate::crypto::decrypt(schema.passphrase.expose(), s)
+                    .map(Value::String)
+                    .unwrap_or(v),
+                _ => v,
+            };
+            out.insert(k, v);
+        }
+        Value::Object(out)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Value> {
+        let stored = self.fetch(id).await?;
+        Ok(with_id(stored.record, id))
+    }
+
+    /// The record and its version tag, for `update_if`.
+    pub async fn get_with_etag(&self, id: &str) -> Result<(Value, String)> {
+        let stored = self.fetch(id).await?;
+        Ok((with_id(stored.record, id), stored.etag))
     }
 
     /// `None` when there is no such record.
@@ -99,6 +350,24 @@ impl Resource {
         }
     }
 
+    /// The records found (in the order asked) and the ids that do not exist.
+    pub async fn get_many(&self, ids: &[String]) -> Result<(Vec<Value>, Vec<String>)> {
+        let found: Vec<(String, Option<Value>)> = stream::iter(ids.iter().cloned())
+            .map(|id| async move { self.get_or_none(&id).await.map(|r| (id, r)) })
+            .buffered(FETCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut records = Vec::new();
+        let mut missing = Vec::new();
+        for (id, r) in found {
+            match r {
+                Some(v) => records.push(v),
+                None => missing.push(id),
+            }
+        }
+        Ok((records, missing))
+    }
+
     pub async fn exists(&self, id: &str) -> Result<bool> {
         let key = self.key(id)?;
         match self.db.store.head(&key).await {
@@ -108,9 +377,29 @@ impl Resource {
         }
     }
 
-    /// Merges `changes` into the stored record: read, merge, write on the etag read; on a
-    /// lost race the record is read and merged again, so concurrent updates all survive.
+    /// Merges `changes` into the stored record by compare-and-swap on its etag; a lost race
+    /// re-reads and re-merges, so concurrent updates all survive. Dotted keys
+    /// (`"address.city"`) change one nested field and keep its siblings; `null` removes.
     pub async fn update(&self, id: &str, changes: Value) -> Result<Value> {
+        self.update_inner(id, changes, None).await
+    }
+
+    /// `update`, applied only if the record still has version tag `etag`.
+    pub async fn update_if(&self, id: &str, changes: Value, etag: &str) -> Result<Value> {
+        self.update_inner(id, changes, Some(etag)).await
+    }
+
+    /// s3db.js `patch`: the same compare-and-swap merge as `update`.
+    pub async fn patch(&self, id: &str, changes: Value) -> Result<Value> {
+        self.update(id, changes).await
+    }
+
+    async fn update_inner(
+        &self,
+        id: &str,
+        changes: Value,
+        expected: Option<&str>,
+    ) -> Result<Value> {
         let key = self.key(id)?;
         let mut changes = object_of(changes)?;
         match changes.shift_remove("id") {
@@ -118,34 +407,148 @@ impl Resource {
             Some(Value::String(s)) if s == id => {}
             Some(_) => return Err(Error::validation("id: cannot be changed by update")),
         }
-        self.schema.validate(&changes, true)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let obj = self
-                .db
-                .store
-                .get(&key)
-                .await
-                .map_err(|e| self.missing(e, id, &key))?;
-            let mut record = self.decode(&obj);
-            for (k, v) in &changes {
-                if v.is_null() {
-                    record.shift_remove(k);
-                } else {
-                    record.insert(k.clone(), v.clone());
+            let current = self.fetch(id).await?;
+            if let Some(want) = expected {
+                if !crate::storage::etags_equal(want, &current.etag) {
+                    return Err(Error::new(
+                        ErrorKind::PreconditionFailed,
+                        format!(
+                            "{}: record {id:?} changed since version {want}",
+                            self.def.name
+                        ),
+                    ));
                 }
             }
-            self.schema.validate(&record, false)?;
-            let (metadata, body, content_type) = self.layout(&record, true);
-            let req = PutRequest {
-                body,
-                metadata,
-                content_type,
-                condition: WriteCondition::IfMatch(obj.head.etag.clone()),
-            };
-            match self.db.store.put(&key, req).await {
-                Ok(_) => return Ok(with_id(record, id)),
-                Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
+            let mut record = current.record.clone();
+            for (k, v) in &changes {
+                set_dotted(&mut record, k, v.clone());
+            }
+            if self.def.timestamps {
+                record.insert("updatedAt".into(), json!(iso_now()));
+            }
+            let record = self.def.schema().validate(record)?;
+            match self.write_over(id, &key, &current, &record).await {
+                Ok(()) => return Ok(self.output(record, id)),
+                Err(e) if e.kind() == ErrorKind::PreconditionFailed && expected.is_none() => {
                     tokio::time::sleep(jitter()).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "{}: update of {id:?} lost {MAX_CAS_ATTEMPTS} races in a row",
+                self.def.name
+            ),
+        ))
+    }
+
+    /// Writes `record` over `current` (If-Match), then moves exactly the changed references.
+    async fn write_over(
+        &self,
+        id: &str,
+        key: &str,
+        current: &Stored,
+        record: &Map<String, Value>,
+    ) -> Result<()> {
+        let old_refs = self.reference_keys(&current.record, id).unwrap_or_default();
+        let new_refs = self.reference_keys(record, id)?;
+        let (metadata, body, content_type) = self.layout(record, Some(id))?;
+        let req = PutRequest {
+            body,
+            metadata,
+            content_type,
+            condition: WriteCondition::IfMatch(current.etag.clone()),
+        };
+        match self.db.store.put(key, req).await {
+            Ok(_) => {}
+            Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
+                return Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    format!("{key} changed meanwhile"),
+                ))
+            }
+            Err(StoreError::NotFound) => return Err(self.missing(StoreError::NotFound, id, key)),
+            Err(e) => return Err(e.at(key)),
+        }
+        let stale: Vec<String> = old_refs
+            .iter()
+            .filter(|k| !new_refs.contains(k))
+            .cloned()
+            .collect();
+        let fresh: Vec<String> = new_refs
+            .iter()
+            .filter(|k| !old_refs.contains(k))
+            .cloned()
+            .collect();
+        self.delete_keys(&stale).await?;
+        self.put_references(&fresh).await
+    }
+
+    /// Replaces the whole record (it must exist), by compare-and-swap.
+    pub async fn replace(&self, id: &str, data: Value) -> Result<Value> {
+        let mut data = object_of(data)?;
+        data.insert("id".into(), json!(id));
+        let (_, mut record) = self.prepare_insert(Value::Object(data))?;
+        let key = self.key(id)?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.fetch(id).await?;
+            if self.def.timestamps {
+                if let Some(c) = current.record.get("createdAt") {
+                    record.insert("createdAt".into(), c.clone());
+                }
+            }
+            match self.write_over(id, &key, &current, &record).await {
+                Ok(()) => return Ok(self.output(record, id)),
+                Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
+                    tokio::time::sleep(jitter()).await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("{}: replace of {id:?} kept losing races", self.def.name),
+        ))
+    }
+
+    /// Inserts, or merges into the existing record of that id.
+    pub async fn upsert(&self, data: Value) -> Result<Value> {
+        let id = data.get("id").and_then(Value::as_str).map(str::to_string);
+        match self.insert(data.clone()).await {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let id = id.unwrap_or_default();
+                self.update(&id, data).await
+            }
+            other => other,
+        }
+    }
+
+    /// Deletes a record and its partition references. A missing id is `NOT_FOUND`.
+    /// The delete is conditional on the version read, so a concurrent rewrite is not lost
+    /// silently: it is retried against the new version.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let key = self.key(id)?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (etag, refs) = if self.partitions.is_empty() {
+                let head = self
+                    .db
+                    .store
+                    .head(&key)
+                    .await
+                    .map_err(|e| self.missing(e, id, &key))?;
+                (head.etag, Vec::new())
+            } else {
+                let stored = self.fetch(id).await?;
+                let refs = self.reference_keys(&stored.record, id).unwrap_or_default();
+                (stored.etag, refs)
+            };
+            match self.db.store.delete(&key, Some(&etag)).await {
+                Ok(()) => return self.delete_keys(&refs).await,
+                Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
+                    tokio::time::sleep(jitter()).await
                 }
                 Err(StoreError::NotFound) => {
                     return Err(self.missing(StoreError::NotFound, id, &key))
@@ -155,37 +558,96 @@ impl Resource {
         }
         Err(Error::new(
             ErrorKind::Conflict,
-            format!(
-                "{}: update of {id:?} lost {MAX_CAS_ATTEMPTS} races in a row",
-                self.name
-            ),
+            format!("{}: delete of {id:?} kept losing races", self.def.name),
         ))
     }
 
-    /// Deletes a record (one DELETE; deleting a missing id succeeds).
-    pub async fn delete(&self, id: &str) -> Result<()> {
-        let key = self.key(id)?;
-        self.db
-            .store
-            .delete(&key, None)
+    /// Deletes each id; the result says which failed and why.
+    pub async fn delete_many(&self, ids: &[String]) -> Vec<BatchItem> {
+        stream::iter(ids.iter().cloned().enumerate())
+            .map(|(i, id)| async move {
+                let r = self.delete(&id).await;
+                BatchItem::of(i, Some(id), r.map(|_| None))
+            })
+            .buffered(FETCH_CONCURRENCY)
+            .collect()
             .await
-            .map_err(|e| e.at(&key))
     }
 
-    /// Every id, paging through the listing with no cap.
+    /// Deletes every record and reference of the resource; refused for paranoid resources.
+    pub async fn delete_all(&self) -> Result<u64> {
+        if self.def.paranoid {
+            return Err(Error::invalid(format!(
+                "{} is paranoid: delete_all is refused (define it with paranoid: false)",
+                self.def.name
+            )));
+        }
+        let prefix = format!("resource={}/", self.def.name);
+        let keys: Vec<String> = self
+            .db
+            .store
+            .list_all(&prefix)
+            .await
+            .map_err(|e| e.at(&prefix))?
+            .into_iter()
+            .filter(|k| k.contains("/data/") || k.contains("/partition="))
+            .collect();
+        let records = keys
+            .iter()
+            .filter(|k| k.starts_with(&self.data_prefix))
+            .count() as u64;
+        let failed = self
+            .db
+            .store
+            .delete_many(&keys)
+            .await
+            .map_err(|e| e.at(&prefix))?;
+        if let Some((k, e)) = failed.into_iter().next() {
+            return Err(e.at(&k));
+        }
+        Ok(records)
+    }
+
+    fn list_prefix(&self, partition: Option<(&str, &Map<String, Value>)>) -> Result<String> {
+        match partition {
+            None => Ok(self.data_prefix.clone()),
+            Some((name, values)) => self.partition(name)?.prefix(&self.def.name, values),
+        }
+    }
+
+    /// Every id (of a partition's matching references, if given), with no cap.
     pub async fn list_ids(&self) -> Result<Vec<String>> {
+        self.list_ids_in(None).await
+    }
+
+    pub async fn list_ids_in(
+        &self,
+        partition: Option<(&str, &Map<String, Value>)>,
+    ) -> Result<Vec<String>> {
+        let prefix = self.list_prefix(partition)?;
         let keys = self
             .db
             .store
-            .list_all(&self.data_prefix)
+            .list_all(&prefix)
             .await
-            .map_err(|e| e.at(&self.data_prefix))?;
+            .map_err(|e| e.at(&prefix))?;
         Ok(keys.iter().filter_map(|k| id_of(k)).collect())
     }
 
     /// Every record (a GET per id, several at a time). Records deleted meanwhile are skipped.
     pub async fn list(&self) -> Result<Vec<Value>> {
-        let ids = self.list_ids().await?;
+        self.list_in(None).await
+    }
+
+    pub async fn list_in(
+        &self,
+        partition: Option<(&str, &Map<String, Value>)>,
+    ) -> Result<Vec<Value>> {
+        let ids = self.list_ids_in(partition).await?;
+        self.fetch_all(ids).await
+    }
+
+    async fn fetch_all(&self, ids: Vec<String>) -> Result<Vec<Value>> {
         stream::iter(ids)
             .map(|id| async move { self.get_or_none(&id).await })
             .buffered(FETCH_CONCURRENCY)
@@ -195,15 +657,20 @@ impl Resource {
     }
 
     pub async fn count(&self) -> Result<u64> {
+        self.count_in(None).await
+    }
+
+    pub async fn count_in(&self, partition: Option<(&str, &Map<String, Value>)>) -> Result<u64> {
+        let prefix = self.list_prefix(partition)?;
         let mut total = 0u64;
         let mut token: Option<String> = None;
         loop {
             let page = self
                 .db
                 .store
-                .list_page(&self.data_prefix, token.as_deref(), 1000)
+                .list_page(&prefix, token.as_deref(), 1000)
                 .await
-                .map_err(|e| e.at(&self.data_prefix))?;
+                .map_err(|e| e.at(&prefix))?;
             total += page.keys.iter().filter(|k| id_of(k).is_some()).count() as u64;
             match page.next {
                 Some(t) => token = Some(t),
@@ -212,39 +679,212 @@ impl Resource {
         }
     }
 
+    /// One page of records: one LIST plus a GET per record. Pass the returned cursor back
+    /// for the next page; it stays valid while records are added or removed.
+    pub async fn page(&self, size: usize, cursor: Option<&str>) -> Result<Page> {
+        if size == 0 || size > 1000 {
+            return Err(Error::invalid("page size must be between 1 and 1000"));
+        }
+        let token = match cursor {
+            None => None,
+            Some(c) => {
+                let raw = URL_SAFE_NO_PAD
+                    .decode(c)
+                    .map_err(|_| Error::invalid("invalid page cursor"))?;
+                let v: Value = serde_json::from_slice(&raw)
+                    .map_err(|_| Error::invalid("invalid page cursor"))?;
+                if v["prefix"].as_str() != Some(self.data_prefix.as_str()) {
+                    return Err(Error::invalid("this cursor belongs to another listing"));
+                }
+                v["token"].as_str().map(str::to_string)
+            }
+        };
+        let page = self
+            .db
+            .store
+            .list_page(&self.data_prefix, token.as_deref(), size)
+            .await
+            .map_err(|e| e.at(&self.data_prefix))?;
+        let ids: Vec<String> = page.keys.iter().filter_map(|k| id_of(k)).collect();
+        let items = self.fetch_all(ids).await?;
+        let cursor = page.next.map(|t| {
+            let c = json!({"v": 1, "prefix": self.data_prefix, "token": t, "pageSize": size});
+            URL_SAFE_NO_PAD.encode(c.to_string())
+        });
+        Ok(Page { items, cursor })
+    }
+
+    /// Records matching a filter (`{"status": "paid", "amount": {"$gte": 10}}`; operators
+    /// `$eq $ne $gt $gte $lt $lte $in $nin $exists`; dotted paths). Uses the partition that
+    /// fixes the most leading fields with equalities, else lists every record.
+    pub async fn query(&self, filter: &Value) -> Result<Vec<Value>> {
+        let filter = filter
+            .as_object()
+            .ok_or_else(|| Error::invalid("a query filter must be an object"))?;
+        for cond in filter.values() {
+            check_condition(cond)?;
+        }
+        let fixed: Map<String, Value> = filter
+            .iter()
+            .filter_map(|(k, c)| equality(c).map(|v| (k.clone(), v.clone())))
+            .collect();
+        let best = self
+            .partitions
+            .iter()
+            .map(|p| (p.coverage(&fixed), p))
+            .filter(|(c, _)| *c > 0)
+            .max_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| b.1.fields.len().cmp(&a.1.fields.len()))
+            });
+        let records = match best {
+            Some((_, p)) => self.list_in(Some((&p.name, &fixed))).await?,
+            None => self.list().await?,
+        };
+        Ok(records.into_iter().filter(|r| matches(r, filter)).collect())
+    }
+
+    /// Rebuilds the references of one partition (or all) from the records: writes the
+    /// missing ones, deletes the stale ones. Returns (written, deleted).
+    pub async fn reindex(&self, partition: Option<&str>) -> Result<(u64, u64)> {
+        let targets: Vec<&Partition> = match partition {
+            Some(name) => vec![self.partition(name)?],
+            None => self.partitions.iter().collect(),
+        };
+        let records = self.list().await?;
+        let (mut written, mut deleted) = (0, 0);
+        for p in targets {
+            let mut want = std::collections::BTreeSet::new();
+            for r in &records {
+                let Value::Object(m) = r else { continue };
+                let id = m.get("id").and_then(Value::as_str).unwrap_or_default();
+                if let Ok(Some(k)) = p.key(&self.def.name, m, id) {
+                    want.insert(k);
+                }
+            }
+            let prefix = format!("resource={}/partition={}/", self.def.name, p.name);
+            let have: std::collections::BTreeSet<String> = self
+                .db
+                .store
+                .list_all(&prefix)
+                .await
+                .map_err(|e| e.at(&prefix))?
+                .into_iter()
+                .collect();
+            let missing: Vec<String> = want.difference(&have).cloned().collect();
+            let stale: Vec<String> = have.difference(&want).cloned().collect();
+            self.put_references(&missing).await?;
+            self.delete_keys(&stale).await?;
+            written += missing.len() as u64;
+            deleted += stale.len() as u64;
+        }
+        Ok((written, deleted))
+    }
+
     fn missing(&self, e: StoreError, id: &str, key: &str) -> Error {
         match e {
-            StoreError::NotFound => Error::not_found(format!("{} record {id:?}", self.name)),
+            StoreError::NotFound => Error::not_found(format!("{} record {id:?}", self.def.name)),
             other => other.at(key),
         }
     }
+}
 
-    fn decode(&self, obj: &Object) -> Map<String, Value> {
-        self.schema.from_stored(&obj.head.metadata, &obj.body)
+fn set_dotted(record: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    let mut cur = record;
+    for p in parts {
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        cur = entry.as_object_mut().expect("object");
     }
+    if value.is_null() {
+        cur.shift_remove(last);
+    } else {
+        cur.insert(last.to_string(), value);
+    }
+}
 
-    /// user-managed layout: fields in metadata; over the budget, everything in the body.
-    /// Updates also write the record as a JSON body (as s3db.js does), which keeps the
-    /// object's etag distinct for every content on S3, where it hashes the body only.
-    fn layout(
-        &self,
-        record: &Map<String, Value>,
-        is_update: bool,
-    ) -> (Metadata, Bytes, Option<String>) {
-        let metadata = self.schema.to_metadata(record);
-        if metadata_size(&metadata) > METADATA_LIMIT {
-            let mut slim = Metadata::new();
-            slim.insert("_v".into(), self.schema.version.clone());
-            let body = js_key_order(self.schema.to_mapped(record));
-            let body = serde_json::to_vec(&body).expect("json");
-            return (slim, Bytes::from(body), Some("application/json".into()));
+const OPERATORS: [&str; 9] = [
+    "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists",
+];
+
+fn check_condition(cond: &Value) -> Result<()> {
+    if let Value::Object(ops) = cond {
+        for (op, arg) in ops {
+            if !OPERATORS.contains(&op.as_str()) {
+                if op.starts_with('$') {
+                    return Err(Error::invalid(format!("unknown query operator {op:?}")));
+                }
+                continue;
+            }
+            if matches!(op.as_str(), "$in" | "$nin") && !arg.is_array() {
+                return Err(Error::invalid(format!("{op} takes an array")));
+            }
         }
-        if is_update {
-            let body = serde_json::to_vec(&Value::Object(record.clone())).expect("json");
-            return (metadata, Bytes::from(body), Some("application/json".into()));
-        }
-        (metadata, Bytes::new(), None)
     }
+    Ok(())
+}
+
+fn equality(cond: &Value) -> Option<&Value> {
+    match cond {
+        Value::Object(ops) if ops.keys().any(|k| k.starts_with('$')) => {
+            ops.get("$eq").filter(|_| ops.len() == 1)
+        }
+        Value::Object(_) | Value::Array(_) | Value::Null => None,
+        v => Some(v),
+    }
+}
+
+fn lookup<'a>(record: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .try_fold(record, |cur, p| cur.get(p))
+        .filter(|v| !v.is_null())
+}
+
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+fn eq(a: &Value, b: &Value) -> bool {
+    compare(a, b) == Some(std::cmp::Ordering::Equal) || a == b
+}
+
+fn matches(record: &Value, filter: &Map<String, Value>) -> bool {
+    use std::cmp::Ordering::*;
+    filter.iter().all(|(path, cond)| {
+        let v = lookup(record, path);
+        match cond {
+            Value::Object(ops) if ops.keys().any(|k| k.starts_with('$')) => {
+                ops.iter().all(|(op, arg)| match op.as_str() {
+                    "$eq" => v.is_some_and(|v| eq(v, arg)),
+                    "$ne" => !v.is_some_and(|v| eq(v, arg)),
+                    "$gt" => v.and_then(|v| compare(v, arg)) == Some(Greater),
+                    "$gte" => matches!(v.and_then(|v| compare(v, arg)), Some(Greater | Equal)),
+                    "$lt" => v.and_then(|v| compare(v, arg)) == Some(Less),
+                    "$lte" => matches!(v.and_then(|v| compare(v, arg)), Some(Less | Equal)),
+                    "$in" => v.is_some_and(|v| {
+                        arg.as_array().is_some_and(|a| a.iter().any(|x| eq(v, x)))
+                    }),
+                    "$nin" => !v.is_some_and(|v| {
+                        arg.as_array().is_some_and(|a| a.iter().any(|x| eq(v, x)))
+                    }),
+                    "$exists" => v.is_some() == arg.as_bool().unwrap_or(true),
+                    _ => false,
+                })
+            }
+            other => v.is_some_and(|v| eq(v, other)),
+        }
+    })
 }
 
 fn id_of(key: &str) -> Option<String> {

@@ -8,7 +8,7 @@ use s3db::{Database, ErrorKind, LockOptions, SequenceOptions, Stats};
 use serde_json::json;
 
 fn users() -> serde_json::Value {
-    json!({"name": "string|required", "email": "string", "city": "string"})
+    json!({"name": "string|required", "email": "string|optional", "city": "string|optional|trim:false"})
 }
 
 fn delta(before: Stats, after: Stats) -> Stats {
@@ -90,6 +90,13 @@ async fn crud_and_typed_errors_on_every_backend() {
             users.delete(id).await.unwrap();
         }
 
+        let trimmed = users.insert(json!({"name": "  Trim Me  "})).await.unwrap();
+        assert_eq!(
+            trimmed["name"], "Trim Me",
+            "strings are trimmed unless trim:false"
+        );
+        users.delete(trimmed["id"].as_str().unwrap()).await.unwrap();
+
         let generated = users.insert(json!({"name": "Grace"})).await.unwrap();
         let gid = generated["id"].as_str().unwrap().to_string();
         assert_eq!(gid.len(), 22);
@@ -115,6 +122,10 @@ async fn crud_and_typed_errors_on_every_backend() {
             ErrorKind::NotFound
         );
         assert_eq!(users.get_or_none(&gid).await.unwrap(), None);
+        assert_eq!(
+            users.delete(&gid).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
         assert_eq!(users.count().await.unwrap(), 1);
 
         for bad in ["", "a/b", "a\\b", "a=b", "50%", ".."] {
@@ -140,7 +151,8 @@ async fn crud_and_typed_errors_on_every_backend() {
             .await
             .unwrap_err();
         assert!(
-            e.message().contains("name: expected string") && e.message().contains("zip"),
+            e.message().contains("name: type (expected string")
+                && e.message().contains("zip: unknown"),
             "{}",
             e.message()
         );
@@ -202,8 +214,8 @@ async fn invalid_schemas_are_rejected_and_write_nothing() {
     let db = connect(&format!("memory://{}", random_name("b-"))).await;
     for (attrs, needle) in [
         (json!({}), "at least one attribute"),
-        (json!({"a": 5}), "rule string"),
-        (json!({"a": "number"}), "not supported"),
+        (json!({"a": 5}), "rule string or an object"),
+        (json!({"a": "nosuchtype"}), "unknown type"),
         (json!({"a": "string|bogus"}), "unknown rule"),
         (json!({"_x": "string"}), "reserved"),
         (json!("nope"), "object"),
@@ -250,7 +262,7 @@ async fn request_counts_are_at_the_floor() {
 
         let s = db.stats();
         users.delete("c1").await.unwrap();
-        assert_eq!(delta(s, db.stats()), only(0, 0, 1, 0), "delete on {url}");
+        assert_eq!(delta(s, db.stats()), only(0, 0, 1, 1), "delete on {url}");
 
         seq.next().await.unwrap();
         let s = db.stats();
@@ -324,7 +336,7 @@ async fn concurrent_updates_of_different_fields_all_survive() {
     for url in backends() {
         let db = connect(&url).await;
         let fields: serde_json::Map<String, serde_json::Value> = (0..20)
-            .map(|i| (format!("f{i}"), json!("string")))
+            .map(|i| (format!("f{i}"), json!("string|optional")))
             .collect();
         let res = db
             .create_resource("wide", &serde_json::Value::Object(fields))

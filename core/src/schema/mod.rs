@@ -1,77 +1,108 @@
-//! Attribute rules and the record ⇄ metadata mapping.
+//! Attribute definitions, validation and the record ⇄ stored-object mapping (format.md §5–§7).
 
 pub mod codec;
+pub mod num;
+pub mod rules;
+pub mod types;
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Metadata;
+pub use rules::{Issue, Rule};
+use types::Kind;
 
 pub const METADATA_LIMIT: usize = 2047;
 
-/// One attribute: its rule string as given and what it asks for.
+/// A value-bearing attribute path and its rule.
 #[derive(Debug, Clone)]
-pub struct Attribute {
-    pub name: String,
-    pub rule: String,
-    pub required: bool,
+pub struct Field {
+    pub path: String,
+    pub rule: Rule,
 }
 
 /// A resource's schema at one catalog version.
 #[derive(Debug, Clone)]
 pub struct Schema {
     pub version: String,
-    pub attributes: Vec<Attribute>,
-    /// attribute → short metadata key
+    pub fields: Vec<Field>,
+    field_of: HashMap<String, usize>,
+    /// Nested object definitions: path → optional.
+    nested: HashMap<String, bool>,
+    attributes: Map<String, Value>,
+    /// attribute path → short metadata key
     key_of: HashMap<String, String>,
-    /// short metadata key → attribute
+    /// short metadata key → attribute path
     attr_of: HashMap<String, String>,
+    pub passphrase: crate::crypto::Passphrase,
+    pub all_nested_optional: bool,
 }
 
-/// Parses attribute definitions. This first cut accepts string attributes only.
-pub fn parse_attributes(defs: &Map<String, Value>) -> Result<Vec<Attribute>> {
+fn reserved(name: &str) -> bool {
+    name.is_empty()
+        || name.starts_with('_')
+        || name.starts_with('$')
+        || name == "id"
+        || name.contains('.')
+}
+
+/// Walks a definition: value-bearing fields and nested objects, listing every problem.
+fn walk(
+    prefix: &str,
+    defs: &Map<String, Value>,
+    fields: &mut Vec<Field>,
+    nested: &mut HashMap<String, bool>,
+    problems: &mut Vec<String>,
+) {
+    for (name, def) in defs {
+        if name.contains("$$") {
+            continue;
+        }
+        let path = format!("{prefix}{name}");
+        if reserved(name) {
+            problems.push(format!("attribute name {path:?} is reserved or empty"));
+            continue;
+        }
+        match def {
+            Value::String(rule) => match Rule::parse(rule) {
+                Ok(rule) => fields.push(Field { path, rule }),
+                Err(e) => problems.push(format!("attribute {path:?}: {e}")),
+            },
+            Value::Object(o)
+                if o.get("type").is_some_and(Value::is_string) && !o.contains_key("$$type") =>
+            {
+                match Rule::from_object(o) {
+                    Ok(rule) => fields.push(Field { path, rule }),
+                    Err(e) => problems.push(format!("attribute {path:?}: {e}")),
+                }
+            }
+            Value::Object(o) => {
+                let optional = o
+                    .get("$$type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.contains("optional"));
+                nested.insert(path.clone(), optional);
+                walk(&format!("{path}."), o, fields, nested, problems);
+            }
+            other => problems.push(format!(
+                "attribute {path:?}: definition must be a rule string or an object, got {}",
+                type_name(other)
+            )),
+        }
+    }
+}
+
+/// Checks a definition; the error lists every problem.
+pub fn check_attributes(defs: &Map<String, Value>) -> Result<()> {
     if defs.is_empty() {
         return Err(Error::validation("a resource needs at least one attribute"));
     }
-    let mut out = Vec::with_capacity(defs.len());
-    let mut problems = Vec::new();
-    for (name, def) in defs {
-        if name.is_empty() || name.starts_with('_') || name.starts_with('$') || name == "id" {
-            problems.push(format!("attribute name {name:?} is reserved or empty"));
-            continue;
-        }
-        let Some(rule) = def.as_str() else {
-            problems.push(format!(
-                "attribute {name:?}: definition must be a rule string"
-            ));
-            continue;
-        };
-        let mut parts = rule.split('|');
-        let base = parts.next().unwrap_or("").trim();
-        if base != "string" {
-            problems.push(format!(
-                "attribute {name:?}: type {base:?} is not supported (expected \"string\")"
-            ));
-            continue;
-        }
-        let mut required = false;
-        for p in parts {
-            match p.trim() {
-                "required" => required = true,
-                "optional" | "optional:true" => required = false,
-                other => problems.push(format!("attribute {name:?}: unknown rule {other:?}")),
-            }
-        }
-        out.push(Attribute {
-            name: name.clone(),
-            rule: rule.to_string(),
-            required,
-        });
-    }
+    let (mut fields, mut nested, mut problems) = (Vec::new(), HashMap::new(), Vec::new());
+    walk("", defs, &mut fields, &mut nested, &mut problems);
     if problems.is_empty() {
-        Ok(out)
+        Ok(())
     } else {
         Err(Error::validation(format!(
             "invalid schema: {}",
@@ -80,8 +111,55 @@ pub fn parse_attributes(defs: &Map<String, Value>) -> Result<Vec<Attribute>> {
     }
 }
 
+/// s3db.js's positional order (§6.2): every definition leaf, then the object keys.
+pub fn mapping_order(defs: &Map<String, Value>) -> Vec<String> {
+    fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) if !o.is_empty() => {
+                for (k, child) in o {
+                    if !k.contains("$$") {
+                        leaves(&format!("{prefix}{k}."), child, out);
+                    }
+                }
+            }
+            _ => out.push(prefix.trim_end_matches('.').to_string()),
+        }
+    }
+    fn object_keys(prefix: &str, defs: &Map<String, Value>, out: &mut Vec<String>) {
+        for (k, v) in defs {
+            if let Value::Object(o) = v {
+                let path = format!("{prefix}{k}");
+                out.push(path.clone());
+                if o.get("$$type").and_then(Value::as_str) == Some("object") {
+                    object_keys(&format!("{path}."), o, out);
+                }
+            }
+        }
+    }
+    let mut order = Vec::new();
+    leaves("", &Value::Object(defs.clone()), &mut order);
+    object_keys("", defs, &mut order);
+    let mut seen = std::collections::HashSet::new();
+    order.retain(|p| !p.is_empty() && seen.insert(p.clone()));
+    order
+}
+
 impl Schema {
-    pub fn new(version: String, attributes: Vec<Attribute>, mapping: &Map<String, Value>) -> Self {
+    /// `mapping`: attribute path → registry index (burned entries included, for old records).
+    pub fn new(
+        version: String,
+        attributes: &Map<String, Value>,
+        mapping: &Map<String, Value>,
+        passphrase: &str,
+    ) -> Result<Schema> {
+        let (mut fields, mut nested, mut problems) = (Vec::new(), HashMap::new(), Vec::new());
+        walk("", attributes, &mut fields, &mut nested, &mut problems);
+        if !problems.is_empty() {
+            return Err(Error::validation(format!(
+                "invalid schema: {}",
+                problems.join("; ")
+            )));
+        }
         let mut key_of = HashMap::new();
         let mut attr_of = HashMap::new();
         for (attr, idx) in mapping {
@@ -91,106 +169,341 @@ impl Schema {
                 attr_of.insert(key, attr.clone());
             }
         }
-        Schema {
+        let field_of = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.path.clone(), i))
+            .collect();
+        Ok(Schema {
             version,
-            attributes,
+            fields,
+            field_of,
+            nested,
+            attributes: attributes.clone(),
             key_of,
             attr_of,
-        }
+            passphrase: crate::crypto::Passphrase::new(passphrase),
+            all_nested_optional: true,
+        })
     }
 
-    /// Checks a whole record (`partial`: only the fields present). Lists every failure.
-    pub fn validate(&self, record: &Map<String, Value>, partial: bool) -> Result<()> {
-        let mut problems = Vec::new();
-        for (field, value) in record {
-            if field == "id" {
-                continue;
-            }
-            match self.attributes.iter().find(|a| &a.name == field) {
-                None => problems.push(format!("{field}: not an attribute of this resource")),
-                Some(a) => match value {
-                    Value::String(s) if codec::is_lossy_string(s) => problems.push(format!(
-                        "{field}: the string {s:?} cannot be stored (s3db.js reads it as null)"
-                    )),
-                    Value::String(_) => {}
-                    Value::Null if !a.required => {}
-                    other => problems.push(format!(
-                        "{field}: expected string, got {}",
-                        type_name(other)
-                    )),
-                },
-            }
-        }
-        if !partial {
-            for a in &self.attributes {
-                if a.required && !matches!(record.get(&a.name), Some(Value::String(_))) {
-                    problems.push(format!("{}: required", a.name));
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::validation(format!(
-                "validation failed: {}",
-                problems.join("; ")
-            )))
-        }
-    }
-
-    /// The record under short keys, values not yet encoded for metadata (`_v` last).
-    pub fn to_mapped(&self, record: &Map<String, Value>) -> Map<String, Value> {
-        let mut mapped = Map::new();
-        for (field, value) in record {
-            if let Some(key) = self.key_of.get(field) {
-                mapped.insert(key.clone(), value.clone());
-            }
-        }
-        mapped.insert("_v".into(), Value::String(self.version.clone()));
-        mapped
-    }
-
-    /// Metadata for a record (values encoded, `_v` included).
-    pub fn to_metadata(&self, record: &Map<String, Value>) -> Metadata {
-        self.to_mapped(record)
+    /// s3db.js `schema.map`: attribute path → short key, in registry order.
+    pub fn map_json(&self) -> String {
+        let mut pairs: Vec<(&String, &String)> = self.key_of.iter().collect();
+        pairs.sort_by_key(|(_, k)| u64::from_str_radix(k, 36).unwrap_or(u64::MAX));
+        let map: Map<String, Value> = pairs
             .into_iter()
-            .filter_map(|(k, v)| match v {
-                Value::String(s) if k == "_v" => Some((k, s)),
-                Value::String(s) => Some((k, codec::encode_header_value(&s))),
-                _ => None,
-            })
-            .collect()
+            .map(|(a, k)| (a.clone(), Value::String(k.clone())))
+            .collect();
+        Value::Object(map).to_string()
     }
 
-    /// Record fields from stored metadata and an optional JSON body (metadata wins).
-    pub fn from_stored(&self, meta: &Metadata, body: &[u8]) -> Map<String, Value> {
-        let mut record = Map::new();
-        if !body.is_empty() {
-            if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
-                for (k, v) in fields {
-                    let name = self.attr_of.get(&k).cloned().unwrap_or(k);
-                    if name.starts_with('_') || name.starts_with('$') || v.is_null() {
-                        continue;
-                    }
-                    record.insert(name, v);
-                }
+    pub fn attributes(&self) -> &Map<String, Value> {
+        &self.attributes
+    }
+
+    pub fn field(&self, path: &str) -> Option<&Field> {
+        self.field_of.get(path).map(|&i| &self.fields[i])
+    }
+
+    pub fn short_key(&self, path: &str) -> Option<&str> {
+        self.key_of.get(path).map(String::as_str)
+    }
+
+    /// Validates and normalizes a whole record (defaults, trimming, conversions, secrets
+    /// encrypted). The error lists every failing field.
+    pub fn validate(&self, record: Map<String, Value>) -> Result<Map<String, Value>> {
+        let mut issues = Vec::new();
+        let out = self.check_level("", &self.attributes.clone(), record, &mut issues);
+        if issues.is_empty() {
+            Ok(out)
+        } else {
+            Err(validation_error(issues))
+        }
+    }
+
+    fn check_level(
+        &self,
+        prefix: &str,
+        defs: &Map<String, Value>,
+        mut record: Map<String, Value>,
+        issues: &mut Vec<Issue>,
+    ) -> Map<String, Value> {
+        for key in record.keys() {
+            let path = format!("{prefix}{key}");
+            if !(defs.contains_key(key) || prefix.is_empty() && key == "id") {
+                issues.push(Issue {
+                    field: path,
+                    rule: "unknown".into(),
+                    expected: "a declared attribute".into(),
+                    actual: "an undeclared field".into(),
+                });
             }
         }
-        for (k, v) in meta {
-            let Some(name) = self.attr_of.get(k) else {
+        for (name, def) in defs {
+            if name.contains("$$") {
                 continue;
-            };
-            match codec::decode_value(v) {
-                Some(s) => {
-                    record.insert(name.clone(), Value::String(s));
+            }
+            let path = format!("{prefix}{name}");
+            if let Some(field) = self.field(&path) {
+                let rule = &field.rule;
+                match record.get(name) {
+                    None | Some(Value::Null) => {
+                        record.shift_remove(name);
+                        if let Some(d) = &rule.default {
+                            record.insert(name.clone(), d.clone());
+                        } else if !rule.optional {
+                            issues.push(Issue {
+                                field: path,
+                                rule: "required".into(),
+                                expected: "a value".into(),
+                                actual: "nothing".into(),
+                            });
+                        }
+                    }
+                    Some(_) => {
+                        let v = record.get(name).cloned().unwrap_or(Value::Null);
+                        let mut v = rule.check(&path, v, issues);
+                        if rule.kind == Kind::Secret && !v.is_null() {
+                            let plain = match &v {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            if crate::crypto::decrypt(self.passphrase.expose(), &plain).is_err() {
+                                v = Value::String(crate::crypto::encrypt(
+                                    self.passphrase.expose(),
+                                    &plain,
+                                ));
+                            }
+                        }
+                        record.insert(name.clone(), v);
+                    }
                 }
-                None => {
-                    record.shift_remove(name);
+            } else if let Value::Object(child_defs) = def {
+                let optional =
+                    self.all_nested_optional || self.nested.get(&path).copied().unwrap_or(false);
+                match record.shift_remove(name) {
+                    Some(Value::Object(child)) => {
+                        let checked =
+                            self.check_level(&format!("{path}."), child_defs, child, issues);
+                        record.insert(name.clone(), Value::Object(checked));
+                    }
+                    None | Some(Value::Null) => {
+                        if !optional {
+                            issues.push(Issue {
+                                field: path,
+                                rule: "required".into(),
+                                expected: "an object".into(),
+                                actual: "nothing".into(),
+                            });
+                        }
+                    }
+                    Some(other) => {
+                        issues.push(Issue {
+                            field: path,
+                            rule: "type".into(),
+                            expected: "object".into(),
+                            actual: type_name(&other).into(),
+                        });
+                        record.insert(name.clone(), other);
+                    }
                 }
             }
         }
         record
     }
+
+    /// The record under short keys as compact strings, `_v` first (s3db.js `mappedData`).
+    pub fn to_mapped(&self, record: &Map<String, Value>) -> Map<String, Value> {
+        let mut out = Map::new();
+        out.insert("_v".into(), Value::String(self.version.clone()));
+        self.map_level("", record, &mut out);
+        out
+    }
+
+    fn map_level(&self, prefix: &str, record: &Map<String, Value>, out: &mut Map<String, Value>) {
+        for (name, value) in record {
+            if prefix.is_empty() && name == "id" {
+                continue;
+            }
+            let path = format!("{prefix}{name}");
+            let stored = if let Some(field) = self.field(&path) {
+                if field.rule.as_plain_string {
+                    types::encode(&Kind::String, value)
+                } else {
+                    types::encode(&field.rule.kind, value)
+                }
+            } else if let Value::Object(child) = value {
+                if !child.is_empty() {
+                    self.map_level(&format!("{path}."), child, out);
+                    continue;
+                }
+                Some("{}".to_string())
+            } else {
+                types::encode(&Kind::String, value)
+            };
+            let Some(stored) = stored else { continue };
+            let key = self
+                .key_of
+                .get(&path)
+                .cloned()
+                .unwrap_or_else(|| codec::sanitize_key(&path));
+            out.insert(key, Value::String(stored));
+        }
+    }
+
+    /// Metadata for mapped data: keys sanitized, values encoded for headers.
+    pub fn metadata_of(mapped: &Map<String, Value>) -> Metadata {
+        mapped
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let value = if k == "_v" {
+                    s
+                } else {
+                    codec::encode_header_value(&s)
+                };
+                (codec::sanitize_key(k), value)
+            })
+            .collect()
+    }
+
+    fn decode_path(&self, path: &str, stored: &str) -> Value {
+        match self.field(path) {
+            Some(f) if f.rule.as_plain_string => match f.rule.kind {
+                Kind::Number | Kind::Integer => stored
+                    .parse::<f64>()
+                    .map(types::number_value)
+                    .unwrap_or_else(|_| Value::String(stored.into())),
+                Kind::Boolean => Value::Bool(stored == "true" || stored == "1"),
+                _ => Value::String(stored.into()),
+            },
+            Some(f) => {
+                let v = types::decode(&f.rule.kind, stored);
+                if f.rule.kind == Kind::Secret {
+                    match crate::crypto::decrypt(self.passphrase.expose(), stored) {
+                        Ok(plain) if plain == "null" || plain == "undefined" => Value::Null,
+                        Ok(plain) if f.rule.base == "secretNumber" => plain
+                            .parse::<f64>()
+                            .map(types::number_value)
+                            .unwrap_or(Value::String(plain)),
+                        Ok(plain) => Value::String(plain),
+                        Err(_) => v,
+                    }
+                } else {
+                    v
+                }
+            }
+            None if self.nested.contains_key(path) || stored.starts_with('{') => {
+                serde_json::from_str(stored).unwrap_or_else(|_| Value::String(stored.into()))
+            }
+            None => Value::String(stored.into()),
+        }
+    }
+
+    /// The record stored as metadata plus optional JSON body (metadata wins).
+    pub fn from_stored(&self, meta: &Metadata, body: &[u8]) -> Map<String, Value> {
+        let mut flat: Vec<(String, Value)> = Vec::new();
+        let body_map: Option<HashMap<String, String>> = meta
+            .get("_map")
+            .and_then(|m| codec::decode_value(m))
+            .and_then(|m| serde_json::from_str::<HashMap<String, String>>(&m).ok())
+            .map(|m| m.into_iter().map(|(attr, key)| (key, attr)).collect());
+        if !body.is_empty() {
+            if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
+                for (k, v) in fields {
+                    if k.starts_with('_') || k.starts_with('$') || v.is_null() {
+                        continue;
+                    }
+                    let attr = body_map
+                        .as_ref()
+                        .and_then(|m| m.get(&k))
+                        .or_else(|| self.attr_of.get(&k));
+                    match (attr, v) {
+                        (Some(path), Value::String(s)) => {
+                            let decoded = self.decode_path(path, &s);
+                            flat.push((path.clone(), decoded));
+                        }
+                        (Some(path), other) => flat.push((path.clone(), other)),
+                        // An update body: attribute names and plain values.
+                        (None, other) => {
+                            flat.retain(|(p, _)| p != &k);
+                            flat.push((k, other))
+                        }
+                    }
+                }
+            }
+        }
+        for (k, raw) in meta {
+            if k.starts_with('_') {
+                continue;
+            }
+            let Some(path) = self.attr_of.get(k) else {
+                continue;
+            };
+            flat.retain(|(p, _)| p != path && !p.starts_with(&format!("{path}.")));
+            if let Some(s) = codec::decode_value(raw) {
+                let v = self.decode_path(path, &s);
+                if !v.is_null() {
+                    flat.push((path.clone(), v));
+                }
+            }
+        }
+        let mut record = Map::new();
+        for (path, value) in flat {
+            set_path(&mut record, &path, value);
+        }
+        self.order_like_definition(record)
+    }
+
+    fn order_like_definition(&self, mut record: Map<String, Value>) -> Map<String, Value> {
+        let mut out = Map::new();
+        for name in self.attributes.keys() {
+            if let Some(v) = record.shift_remove(name) {
+                out.insert(name.clone(), v);
+            }
+        }
+        out.append(&mut record);
+        out
+    }
+}
+
+fn set_path(record: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut parts = path.split('.').peekable();
+    let mut cur = record;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            cur.insert(part.to_string(), value);
+            return;
+        }
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        cur = entry.as_object_mut().expect("object");
+    }
+}
+
+pub fn validation_error(issues: Vec<Issue>) -> Error {
+    let text: Vec<String> = issues
+        .iter()
+        .map(|i| {
+            format!(
+                "{}: {} (expected {}, got {})",
+                i.field, i.rule, i.expected, i.actual
+            )
+        })
+        .collect();
+    Error::new(
+        ErrorKind::Validation,
+        format!("validation failed: {}", text.join("; ")),
+    )
+    .with_details(serde_json::to_value(&issues).unwrap_or(Value::Null))
 }
 
 pub fn type_name(v: &Value) -> &'static str {
@@ -202,11 +515,6 @@ pub fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-/// UTF-8 bytes of keys and values, as S3 counts user metadata.
-pub fn metadata_size(meta: &Metadata) -> usize {
-    meta.iter().map(|(k, v)| k.len() + v.len()).sum()
 }
 
 /// `JSON.stringify` key order: canonical array indexes first (ascending), then the rest.
