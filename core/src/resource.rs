@@ -519,9 +519,13 @@ impl Resource {
         let id = data.get("id").and_then(Value::as_str).map(str::to_string);
         match self.insert(data.clone()).await {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let id = id.unwrap_or_default();
-                self.update(&id, data).await
+                self.update(&id.unwrap_or_default(), data).await
             }
+            // A partial record is only valid merged into an existing one.
+            Err(e) if e.kind() == ErrorKind::Validation => match &id {
+                Some(id) if self.exists(id).await? => self.update(id, data).await,
+                _ => Err(e),
+            },
             other => other,
         }
     }
