@@ -46,7 +46,7 @@ async fn every_type_round_trips_on_every_backend() {
                "t": "10:20:30.500", "u": "0190f5c4-7c3b-7d2e-9a1b-123456789abc", "ip": "192.168.1.1",
                "ip6": "2001:db8::1", "mac": "aa:bb:cc:dd:ee:ff", "cidr": "10.0.0.0/8", "sv": "10.20.30",
                "ph": "+5511999999999", "col": "#ff8800", "dur": "PT1H30M", "ean": "4006381333931",
-               "money": 19.99, "dec": 2.7183, "lat": -23.5505, "lon": -46.6333,
+               "money": 19.99, "dec": 1.2345, "lat": -23.5505, "lon": -46.6333,
                "pt": {"latitude": 1.5, "longitude": 2.5}, "emb": [0.1, -0.2, 0.3], "sec": "hunter2 ✓",
                "e": "ada@example.com", "url": "https://example.com/a?b=1", "en": "b"}),
         json!({"s": "", "n": 0, "i": 0, "b": false, "tags": [], "nums": [], "ints": [], "objs": [], "nested": {}, "js": {}}),
