@@ -15,7 +15,7 @@ use crate::database::{object_of, DbInner};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{generate_id, validate_name};
 use crate::partition::{partitions_of, Partition};
-use crate::schema::{Schema, METADATA_LIMIT};
+use crate::schema::Schema;
 use crate::storage::{Metadata, Object, PutRequest, StoreError, WriteCondition};
 
 const FETCH_CONCURRENCY: usize = 16;
@@ -145,19 +145,20 @@ impl Resource {
             record,
             timestamps: self.def.timestamps,
             update_id,
-            limit: METADATA_LIMIT,
+            limit: self.db.store.metadata_limit(),
         })?;
+        let sent_max = behavior::S3_METADATA_MAX.max(self.db.store.metadata_limit() + 1);
         let mut meta = Schema::metadata_of(&metadata);
         let mut body = body;
         // Header encoding can grow values past what S3 accepts: keep the data in the body.
-        if behavior::sent_size(&meta) > behavior::S3_METADATA_MAX {
+        if behavior::sent_size(&meta) > sent_max {
             if self.def.behavior == "enforce-limits" || self.def.behavior == "truncate-data" {
                 return Err(Error::new(
                     ErrorKind::Validation,
                     format!(
                         "metadata limit: the encoded metadata is {} bytes, over S3's {}",
                         behavior::sent_size(&meta),
-                        behavior::S3_METADATA_MAX
+                        sent_max
                     ),
                 ));
             }

@@ -40,6 +40,7 @@ const SCENARIOS: &[&str] = &[
     "versioning",
     "metadata-lock",
     "content",
+    "incremental",
 ];
 
 /// (scenario, record key, why) — records not compared, with the reason (docs/compat.md).
@@ -420,4 +421,94 @@ async fn every_recorded_insert_is_reproduced_byte_for_byte() {
     );
     assert!(checked >= 50, "only {checked} writes checked");
     eprintln!("reproduced {checked} writes");
+}
+
+/// Connection strings parse as s3db.js parses them, except where docs/compat.md says why not:
+/// `?region=` is honoured (s3db.js ignores it), credentials are required (no default AWS
+/// chain is built in), and `file://` keeps the path as given (s3db.js resolves it).
+#[test]
+fn connection_strings_parse_like_s3db_js() {
+    use s3db::storage::{ConnectionString, Endpoint};
+    let v = load("connection-strings.json");
+    let mut checked = 0;
+    for case in v["parsed"].as_array().unwrap() {
+        let input = case["input"].as_str().unwrap();
+        let want = &case["parsed"];
+        let parsed = ConnectionString::parse(input);
+        match parsed {
+            Err(e) => {
+                assert_eq!(
+                    want["accessKeyId"], "",
+                    "{input}: only credential-less strings are refused ({e})"
+                );
+                assert_eq!(e.kind(), s3db::ErrorKind::InvalidArgument);
+            }
+            Ok(c) => {
+                match &c.endpoint {
+                    Endpoint::S3 {
+                        endpoint,
+                        bucket,
+                        region,
+                        access_key,
+                        secret_key,
+                        session_token,
+                    } => {
+                        assert_eq!(bucket, want["bucket"].as_str().unwrap(), "{input}");
+                        assert_eq!(c.prefix, want["keyPrefix"].as_str().unwrap(), "{input}");
+                        let ep = endpoint
+                            .clone()
+                            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+                        assert_eq!(ep, want["endpoint"].as_str().unwrap(), "{input}");
+                        assert_eq!(access_key, want["accessKeyId"].as_str().unwrap(), "{input}");
+                        assert_eq!(
+                            secret_key,
+                            want["secretAccessKey"].as_str().unwrap(),
+                            "{input}"
+                        );
+                        assert_eq!(
+                            session_token.as_deref(),
+                            want["sessionToken"].as_str(),
+                            "{input}"
+                        );
+                        let limit = want["clientOptions"]["metadataLimit"].as_u64().unwrap_or(
+                            if input.contains(".r2.cloudflarestorage.com") {
+                                8192
+                            } else {
+                                2047
+                            },
+                        );
+                        assert_eq!(c.metadata_limit as u64, limit, "{input}");
+                    }
+                    Endpoint::Memory { bucket } => {
+                        let db = v["databaseMemoryClient"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .find(|d| d["input"] == input)
+                            .unwrap();
+                        assert_eq!(bucket, db["clientBucket"].as_str().unwrap(), "{input}");
+                        assert_eq!(c.prefix, db["clientKeyPrefix"].as_str().unwrap(), "{input}");
+                    }
+                    Endpoint::File { root } => {
+                        let base = want["basePath"].as_str().unwrap();
+                        if input.starts_with("file:///") {
+                            assert_eq!(root.to_str().unwrap(), base, "{input}");
+                        } else {
+                            assert!(
+                                base.ends_with(root.to_str().unwrap().trim_start_matches('.')),
+                                "{input}"
+                            );
+                        }
+                        assert_eq!(c.prefix, "");
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "{checked}");
+    for d in v["databaseMemoryClient"].as_array().unwrap() {
+        let c = ConnectionString::parse(d["input"].as_str().unwrap()).unwrap();
+        assert_eq!(c.prefix, d["clientKeyPrefix"].as_str().unwrap());
+    }
 }

@@ -111,6 +111,16 @@ pub fn check_attributes(defs: &Map<String, Value>) -> Result<()> {
     }
 }
 
+/// The metadata key s3db.js gives a plugin-owned attribute (format.md §6.3), before the
+/// collision counter: `p` + 3 lower-cased base62 digits of a SHA-256 prefix.
+pub fn plugin_key(plugin: &str, attribute: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{plugin}:{attribute}").as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    let digits = format!("{:0>3}", num::base62_i128(n as i128));
+    format!("p{}", digits[..3].to_lowercase())
+}
+
 /// s3db.js's positional order (§6.2): every definition leaf, then the object keys.
 pub fn mapping_order(defs: &Map<String, Value>) -> Vec<String> {
     fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
@@ -407,6 +417,13 @@ impl Schema {
     /// The record stored as metadata plus optional JSON body (metadata wins).
     pub fn from_stored(&self, meta: &Metadata, body: &[u8]) -> Map<String, Value> {
         let mut flat: Vec<(String, Value)> = Vec::new();
+        let plugin_map: HashMap<String, String> = meta
+            .get("_pluginmap")
+            .and_then(|m| codec::decode_value(m))
+            .and_then(|m| serde_json::from_str::<HashMap<String, String>>(&m).ok())
+            .map(|m| m.into_iter().map(|(attr, key)| (key, attr)).collect())
+            .unwrap_or_default();
+        let attr_of = |k: &str| self.attr_of.get(k).or_else(|| plugin_map.get(k));
         let body_map: Option<HashMap<String, String>> = meta
             .get("_map")
             .and_then(|m| codec::decode_value(m))
@@ -421,7 +438,7 @@ impl Schema {
                     let attr = body_map
                         .as_ref()
                         .and_then(|m| m.get(&k))
-                        .or_else(|| self.attr_of.get(&k));
+                        .or_else(|| attr_of(&k));
                     match (attr, v) {
                         (Some(path), Value::String(s)) => {
                             let decoded = self.decode_path(path, &s);
@@ -441,7 +458,7 @@ impl Schema {
             if k.starts_with('_') {
                 continue;
             }
-            let Some(path) = self.attr_of.get(k) else {
+            let Some(path) = attr_of(k) else {
                 continue;
             };
             flat.retain(|(p, _)| p != path && !p.starts_with(&format!("{path}.")));
@@ -528,4 +545,13 @@ pub fn js_key_order(map: Map<String, Value>) -> Map<String, Value> {
     let (mut idx, rest): (Vec<_>, Vec<_>) = map.into_iter().partition(|(k, _)| is_index(k));
     idx.sort_by_key(|(k, _)| k.parse::<u64>().unwrap_or(0));
     idx.into_iter().chain(rest).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plugin_keys_match_the_vector() {
+        assert_eq!(super::plugin_key("audit", "auditedBy"), "pkdv");
+        assert_eq!(super::plugin_key("ranker", "score"), "p4sy");
+    }
 }

@@ -30,7 +30,12 @@ pub enum Endpoint {
 pub struct ConnectionString {
     pub endpoint: Endpoint,
     pub prefix: String,
+    /// User-metadata budget the behaviors work with (s3db.js: `?metadataLimit=`, 8192 on R2,
+    /// else 2047).
+    pub metadata_limit: usize,
 }
+
+pub const DEFAULT_METADATA_LIMIT: usize = 2047;
 
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,6 +67,7 @@ impl fmt::Debug for ConnectionString {
         f.debug_struct("ConnectionString")
             .field("endpoint", &self.endpoint)
             .field("prefix", &self.prefix)
+            .field("metadata_limit", &self.metadata_limit)
             .finish()
     }
 }
@@ -89,6 +95,7 @@ impl ConnectionString {
                     root: PathBuf::from(decode(rest)?),
                 },
                 prefix: String::new(),
+                metadata_limit: DEFAULT_METADATA_LIMIT,
             });
         }
         let url = Url::parse(input).map_err(|e| malformed(&e.to_string()))?;
@@ -109,6 +116,7 @@ impl ConnectionString {
                 Ok(ConnectionString {
                     endpoint: Endpoint::Memory { bucket },
                     prefix: decode(url.path().trim_start_matches('/'))?,
+                    metadata_limit: DEFAULT_METADATA_LIMIT,
                 })
             }
             "s3" | "http" | "https" => {
@@ -121,21 +129,42 @@ impl ConnectionString {
                 }
                 let mut region = "us-east-1".to_string();
                 let mut session_token = None;
+                let mut metadata_limit = if url
+                    .host_str()
+                    .unwrap_or("")
+                    .contains(".r2.cloudflarestorage.com")
+                {
+                    8192
+                } else {
+                    DEFAULT_METADATA_LIMIT
+                };
                 for (k, v) in url.query_pairs() {
                     match k.as_ref() {
                         "region" => region = v.into_owned(),
                         "sessionToken" => session_token = Some(v.into_owned()),
+                        "metadataLimit" => {
+                            metadata_limit = v
+                                .parse()
+                                .ok()
+                                .filter(|n| (64..=65_536).contains(n))
+                                .ok_or_else(|| {
+                                    malformed(
+                                        "metadataLimit must be an integer between 64 and 65536",
+                                    )
+                                })?
+                        }
                         _ => {}
                     }
                 }
-                let (endpoint, bucket, prefix_parts) = if url.scheme() == "s3" {
+                let raw_path = url.path().trim_start_matches('/').to_string();
+                let (endpoint, bucket, prefix) = if url.scheme() == "s3" {
                     let host = url.host_str().unwrap_or("");
                     let bucket = if host.is_empty() {
                         "s3db".to_string()
                     } else {
                         decode(host)?
                     };
-                    (None, bucket, &segments[..])
+                    (None, bucket, raw_path)
                 } else {
                     let host = url.host_str().ok_or_else(|| malformed("missing host"))?;
                     let origin = match url.port() {
@@ -146,11 +175,10 @@ impl ConnectionString {
                         Some(b) => decode(b)?,
                         None => "s3db".to_string(),
                     };
-                    let rest = if segments.is_empty() {
-                        &segments[..]
-                    } else {
-                        &segments[1..]
-                    };
+                    let rest = raw_path
+                        .split_once('/')
+                        .map(|(_, r)| r.to_string())
+                        .unwrap_or_default();
                     (Some(origin), bucket, rest)
                 };
                 Ok(ConnectionString {
@@ -162,7 +190,8 @@ impl ConnectionString {
                         secret_key,
                         session_token,
                     },
-                    prefix: prefix_parts.join("/"),
+                    prefix,
+                    metadata_limit,
                 })
             }
             other => Err(malformed(&format!("unsupported scheme '{other}'"))),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use conn::{ConnectionString, Endpoint};
+pub use conn::{ConnectionString, Endpoint, DEFAULT_METADATA_LIMIT};
 pub use error::StoreError;
 pub use fs::FileStore;
 pub use memory::MemoryStore;
@@ -102,6 +102,7 @@ pub struct Store {
     prefix: String,
     stats: Arc<RequestStats>,
     retry: RetryPolicy,
+    metadata_limit: usize,
 }
 
 impl Store {
@@ -112,6 +113,7 @@ impl Store {
             prefix,
             stats: Arc::new(RequestStats::default()),
             retry: RetryPolicy::default(),
+            metadata_limit: conn::DEFAULT_METADATA_LIMIT,
         }
     }
 
@@ -123,7 +125,16 @@ impl Store {
             Endpoint::File { root } => Arc::new(FileStore::open(root)?),
             Endpoint::S3 { .. } => Arc::new(S3Store::new(&parsed)?),
         };
-        Ok(Store::new(backend, &parsed.prefix))
+        Ok(Store::new(backend, &parsed.prefix).with_metadata_limit(parsed.metadata_limit))
+    }
+
+    pub fn with_metadata_limit(mut self, limit: usize) -> Self {
+        self.metadata_limit = limit;
+        self
+    }
+
+    pub fn metadata_limit(&self) -> usize {
+        self.metadata_limit
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
