@@ -43,6 +43,30 @@ pub enum ElectionStrategy {
     Alphabetical,
 }
 
+impl ElectionStrategy {
+    /// s3db.js's name: `timestamp` or `alphabetical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ElectionStrategy::OldestStart => "timestamp",
+            ElectionStrategy::Alphabetical => "alphabetical",
+        }
+    }
+}
+
+impl std::str::FromStr for ElectionStrategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "timestamp" | "oldest" => Ok(ElectionStrategy::OldestStart),
+            "alphabetical" => Ok(ElectionStrategy::Alphabetical),
+            other => Err(Error::invalid(format!(
+                "unknown election strategy {other:?} (timestamp, alphabetical)"
+            ))),
+        }
+    }
+}
+
 /// Timing and behaviour of a [`Coordinator`].
 #[derive(Debug, Clone)]
 pub struct CoordinatorOptions {
@@ -253,6 +277,77 @@ struct CheckpointBody {
     updated_by: Option<String>,
     #[serde(rename = "_expiresAt", default)]
     expires_at: i64,
+}
+
+impl StateBody {
+    fn lease(
+        leader: &str,
+        pod: &str,
+        epoch: u64,
+        now: i64,
+        lease_end: i64,
+        elected_by: &str,
+        elected_at: i64,
+    ) -> StateBody {
+        StateBody {
+            leader_id: Some(leader.to_string()),
+            leader_pod: Some(pod.to_string()),
+            epoch,
+            lease_start: now,
+            lease_end,
+            elected_by: Some(elected_by.to_string()),
+            elected_at,
+            // s3db.js: storage TTL of the lease + 60 s.
+            expires_at: lease_end + 60_000,
+        }
+    }
+}
+
+impl HeartbeatBody {
+    fn new(
+        worker_id: &str,
+        pod: &str,
+        namespace: &str,
+        now: i64,
+        start_time: i64,
+        worker_timeout: Duration,
+    ) -> HeartbeatBody {
+        HeartbeatBody {
+            worker_id: worker_id.to_string(),
+            plugin_name: Some("coordinator".into()),
+            pod: Some(pod.to_string()),
+            last_heartbeat: now,
+            start_time,
+            namespace: Some(namespace.to_string()),
+            expires_at: now + worker_timeout.as_millis() as i64,
+        }
+    }
+}
+
+impl<'a> MetadataBody<'a> {
+    fn new(namespace: &'a str, service_id: String, now: i64, created_by: &'a str) -> Self {
+        MetadataBody {
+            namespace,
+            service_id,
+            created_at: now,
+            created_by,
+            plugins: [],
+            expires_at: now + 3_600_000,
+        }
+    }
+}
+
+impl CheckpointBody {
+    fn new(namespace: &str, leader: &str, epoch: u64, now: i64, lease: Duration) -> Self {
+        CheckpointBody {
+            namespace: Some(namespace.to_string()),
+            leader_id: Some(leader.to_string()),
+            epoch,
+            generated_at: now,
+            updated_by: Some(leader.to_string()),
+            expires_at: now + lease.as_millis() as i64 + 60_000,
+        }
+    }
 }
 
 /// What `state.json` held when read.
@@ -563,6 +658,38 @@ impl Coordinator {
     }
 }
 
+/// The winner among the workers whose heartbeat is newer than `alive_after` (ms), `me`
+/// always included and `exclude` (a leader whose lease ran out) left out. As in s3db.js,
+/// plugin workers (ids not starting with `gcs-`) are preferred when there are any.
+fn election_winner(
+    workers: Vec<WorkerInfo>,
+    me: WorkerInfo,
+    exclude: Option<&str>,
+    alive_after: i64,
+    strategy: ElectionStrategy,
+) -> Option<String> {
+    let mut active: Vec<WorkerInfo> = workers
+        .into_iter()
+        .filter(|w| w.last_heartbeat > alive_after && w.worker_id != me.worker_id)
+        .filter(|w| Some(w.worker_id.as_str()) != exclude)
+        .collect();
+    active.push(me);
+    if active.iter().any(|w| !w.worker_id.starts_with("gcs-")) {
+        active.retain(|w| !w.worker_id.starts_with("gcs-"));
+    }
+    let winner = match strategy {
+        ElectionStrategy::OldestStart => active.iter().min_by(|a, b| {
+            a.start_time
+                .cmp(&b.start_time)
+                .then_with(|| a.worker_id.cmp(&b.worker_id))
+        }),
+        ElectionStrategy::Alphabetical => {
+            active.iter().min_by(|a, b| a.worker_id.cmp(&b.worker_id))
+        }
+    };
+    winner.map(|w| w.worker_id.clone())
+}
+
 fn valid(l: &Leading, st: &Status) -> bool {
     let now = Instant::now();
     now < l.lease_valid_until && st.heartbeat_valid_until.is_some_and(|h| now < h)
@@ -739,15 +866,14 @@ impl Shared {
         let start_time = self.status().start_time;
         let sent = Instant::now();
         let now = now_millis();
-        let body = HeartbeatBody {
-            worker_id: self.worker_id.clone(),
-            plugin_name: Some("coordinator".into()),
-            pod: Some(self.pod.clone()),
-            last_heartbeat: now,
+        let body = HeartbeatBody::new(
+            &self.worker_id,
+            &self.pod,
+            &self.namespace,
+            now,
             start_time,
-            namespace: Some(self.namespace.clone()),
-            expires_at: now + self.opts.worker_timeout.as_millis() as i64,
-        };
+            self.opts.worker_timeout,
+        );
         let res = self
             .put_json(&self.keys.heartbeat, &body, WriteCondition::None)
             .await;
@@ -767,16 +893,7 @@ impl Shared {
     }
 
     fn lease_body(&self, epoch: u64, now: i64, lease_end: i64, by: &str, at: i64) -> StateBody {
-        StateBody {
-            leader_id: Some(self.worker_id.clone()),
-            leader_pod: Some(self.pod.clone()),
-            epoch,
-            lease_start: now,
-            lease_end,
-            elected_by: Some(by.to_string()),
-            elected_at: at,
-            expires_at: lease_end + 60_000,
-        }
+        StateBody::lease(&self.worker_id, &self.pod, epoch, now, lease_end, by, at)
     }
 
     /// The leader's CAS renewal, keeping the epoch.
@@ -943,26 +1060,13 @@ impl Shared {
         let now = now_millis();
         let timeout = self.opts.worker_timeout.as_millis() as i64;
         let start_time = self.status().start_time;
-        let mut active: Vec<(String, i64)> = workers
-            .into_iter()
-            .filter(|w| now - w.last_heartbeat < timeout)
-            .filter(|w| Some(w.worker_id.as_str()) != exclude || w.worker_id == self.worker_id)
-            .map(|w| (w.worker_id, w.start_time))
-            .collect();
-        if !active.iter().any(|(id, _)| *id == self.worker_id) {
-            active.push((self.worker_id.clone(), start_time));
-        }
-        // s3db.js: plugin workers (ids not starting with `gcs-`) are preferred if any.
-        if active.iter().any(|(id, _)| !id.starts_with("gcs-")) {
-            active.retain(|(id, _)| !id.starts_with("gcs-"));
-        }
-        let winner = match self.opts.strategy {
-            ElectionStrategy::OldestStart => active
-                .iter()
-                .min_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0))),
-            ElectionStrategy::Alphabetical => active.iter().min_by(|a, b| a.0.cmp(&b.0)),
-        }
-        .map(|(id, _)| id.clone());
+        let me = WorkerInfo {
+            worker_id: self.worker_id.clone(),
+            pod: Some(self.pod.clone()),
+            start_time,
+            last_heartbeat: now,
+        };
+        let winner = election_winner(workers, me, exclude, now - timeout, self.opts.strategy);
         let vacant_too_long = {
             let mut st = self.status();
             st.metrics.elections += 1;
@@ -1094,14 +1198,13 @@ impl Shared {
     /// Best effort: the checkpoint only seeds the epoch if `state.json` disappears.
     async fn write_checkpoint(&self, epoch: u64) {
         let now = now_millis();
-        let body = CheckpointBody {
-            namespace: Some(self.namespace.clone()),
-            leader_id: Some(self.worker_id.clone()),
+        let body = CheckpointBody::new(
+            &self.namespace,
+            &self.worker_id,
             epoch,
-            generated_at: now,
-            updated_by: Some(self.worker_id.clone()),
-            expires_at: now + (self.opts.lease_timeout.as_millis() as i64) + 60_000,
-        };
+            now,
+            self.opts.lease_timeout,
+        );
         let res = self
             .put_json(&self.keys.checkpoint, &body, WriteCondition::None)
             .await;
@@ -1111,17 +1214,11 @@ impl Shared {
     async fn write_metadata(&self) -> Result<()> {
         static SERVICES: AtomicU64 = AtomicU64::new(0);
         let now = now_millis();
-        let body = MetadataBody {
-            namespace: &self.namespace,
-            service_id: format!(
-                "global-coordinator-{now}-{}",
-                SERVICES.fetch_add(1, Ordering::Relaxed) + 1
-            ),
-            created_at: now,
-            created_by: &self.worker_id,
-            plugins: [],
-            expires_at: now + 3_600_000,
-        };
+        let service_id = format!(
+            "global-coordinator-{now}-{}",
+            SERVICES.fetch_add(1, Ordering::Relaxed) + 1
+        );
+        let body = MetadataBody::new(&self.namespace, service_id, now, &self.worker_id);
         match self
             .put_json(&self.keys.metadata, &body, WriteCondition::IfNoneMatch)
             .await
@@ -1211,5 +1308,160 @@ impl Shared {
             ..Default::default()
         };
         self.db.store.put(key, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector_bodies() -> Vec<(String, String)> {
+        let dir = std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
+        });
+        let text = std::fs::read_to_string(format!("{dir}/coordinator.json"))
+            .unwrap_or_else(|e| panic!("{dir}/coordinator.json: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["key"].as_str().unwrap().to_string(),
+                    o["body"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The bodies this engine writes are byte for byte those of s3db.js 21.6.2 for the
+    /// same inputs (vector `coordinator.json`; heartbeat from its operations list).
+    #[test]
+    fn bodies_match_the_s3db_js_vector() {
+        let objects = vector_bodies();
+        let body = |suffix: &str| {
+            objects
+                .iter()
+                .find(|(k, _)| k.ends_with(suffix))
+                .unwrap_or_else(|| panic!("{suffix} in vector"))
+                .1
+                .clone()
+        };
+        let (id, pod, ns, now) = ("gcs-vector-host-2", "vector-host", "vec-ns", 1705320000000);
+        let opts = CoordinatorOptions::default();
+        let state = StateBody::lease(id, pod, 1, now, now + 15_000, id, now);
+        assert_eq!(serde_json::to_string(&state).unwrap(), body("/state.json"));
+        let meta = MetadataBody::new(ns, format!("global-coordinator-{now}-1"), now, id);
+        assert_eq!(
+            serde_json::to_string(&meta).unwrap(),
+            body("/metadata.json")
+        );
+        let cp = CheckpointBody::new(ns, id, 1, now, opts.lease_timeout);
+        assert_eq!(
+            serde_json::to_string(&cp).unwrap(),
+            body("/checkpoint.json")
+        );
+        let hb = HeartbeatBody::new(id, pod, ns, now, now, opts.worker_timeout);
+        assert_eq!(
+            serde_json::to_string(&hb).unwrap(),
+            r#"{"workerId":"gcs-vector-host-2","pluginName":"coordinator","pod":"vector-host","lastHeartbeat":1705320000000,"startTime":1705320000000,"namespace":"vec-ns","_expiresAt":1705320020000}"#
+        );
+        // And they read back.
+        let read: StateBody = serde_json::from_str(&body("/state.json")).unwrap();
+        assert_eq!((read.leader_id.as_deref(), read.epoch), (Some(id), 1));
+        let read: HeartbeatBody =
+            serde_json::from_slice(&serde_json::to_vec(&hb).unwrap()).unwrap();
+        assert_eq!(read.start_time, now);
+    }
+
+    #[test]
+    fn options_validation() {
+        assert!(CoordinatorOptions::default().validate().is_ok());
+        assert!(
+            CoordinatorOptions::with_heartbeat(Duration::from_millis(100))
+                .validate()
+                .is_ok()
+        );
+        let bad = CoordinatorOptions {
+            lease_timeout: Duration::from_secs(5),
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = CoordinatorOptions {
+            circuit_breaker_threshold: 0,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    fn w(id: &str, start: i64, last: i64) -> WorkerInfo {
+        WorkerInfo {
+            worker_id: id.into(),
+            pod: None,
+            start_time: start,
+            last_heartbeat: last,
+        }
+    }
+
+    #[test]
+    fn election_picks_the_oldest_active_worker() {
+        use ElectionStrategy::*;
+        let me = || w("gcs-me", 50, 1000);
+        let others = || {
+            vec![
+                w("gcs-b", 10, 1000),
+                w("gcs-a", 10, 1000),
+                w("gcs-old", 1, 100),
+            ]
+        };
+        // gcs-old's heartbeat is stale; a and b tie on start time: smallest id.
+        assert_eq!(
+            election_winner(others(), me(), None, 500, OldestStart).as_deref(),
+            Some("gcs-a")
+        );
+        // The leader whose lease ran out is left out.
+        assert_eq!(
+            election_winner(others(), me(), Some("gcs-a"), 500, OldestStart).as_deref(),
+            Some("gcs-b")
+        );
+        assert_eq!(
+            election_winner(vec![], me(), None, 500, OldestStart).as_deref(),
+            Some("gcs-me")
+        );
+        assert_eq!(
+            election_winner(others(), w("gcs-0", 99, 0), None, 500, Alphabetical).as_deref(),
+            Some("gcs-0")
+        );
+        // Plugin workers (not `gcs-`) are preferred, as in s3db.js.
+        let mut with_plugin = others();
+        with_plugin.push(w("plugin-x", 40, 1000));
+        assert_eq!(
+            election_winner(with_plugin, me(), None, 500, OldestStart).as_deref(),
+            Some("plugin-x")
+        );
+    }
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(percentile(&[], 0.5), 0.0);
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn strategy_names() {
+        assert_eq!(
+            "timestamp".parse::<ElectionStrategy>().unwrap(),
+            ElectionStrategy::OldestStart
+        );
+        assert_eq!(
+            "alphabetical".parse::<ElectionStrategy>().unwrap(),
+            ElectionStrategy::Alphabetical
+        );
+        assert!("random".parse::<ElectionStrategy>().is_err());
+        assert_eq!(ElectionStrategy::OldestStart.as_str(), "timestamp");
     }
 }
