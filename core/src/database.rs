@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use crate::catalog::{self, ResourceConfig, CATALOG_KEY};
+use crate::coordinator::{Coordinator, CoordinatorOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::validate_name;
 use crate::lock::{Lock, LockOptions};
@@ -218,6 +219,11 @@ impl Database {
         let value = out?;
         released?;
         Ok(value)
+    }
+
+    /// A worker in the leader election of `namespace` (not started: call `start()`).
+    pub fn coordinator(&self, namespace: &str, options: CoordinatorOptions) -> Result<Coordinator> {
+        Coordinator::new(self.inner.clone(), namespace, options)
     }
 
     pub fn sequence(&self, name: &str) -> Result<Sequence> {

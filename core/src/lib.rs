@@ -2,6 +2,7 @@
 
 pub mod behavior;
 pub mod catalog;
+mod coordinator;
 pub mod crypto;
 mod database;
 pub mod error;
@@ -14,6 +15,10 @@ mod sequence;
 pub mod storage;
 
 pub use catalog::ResourceConfig;
+pub use coordinator::{
+    Coordinator, CoordinatorEvent, CoordinatorMetrics, CoordinatorOptions, ElectionStrategy,
+    LeaderInfo, WorkerInfo,
+};
 pub use database::{ConnectOptions, Database};
 pub use error::{Error, ErrorKind, Result};
 pub use lock::{Lock, LockOptions};
