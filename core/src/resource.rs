@@ -78,6 +78,26 @@ pub struct Resource {
 struct Stored {
     record: Map<String, Value>,
     etag: String,
+    /// Binary content (`setContent`) and its type, kept across updates.
+    content: Option<(Bytes, String)>,
+}
+
+const HAS_CONTENT: &str = "_hascontent";
+
+/// Binary content: flagged `_hascontent` with a type other than JSON (s3db.js updates copy
+/// the flag onto records whose JSON body holds fields, so JSON is record data).
+fn content_of(obj: &Object) -> Option<(Bytes, String)> {
+    if obj.head.metadata.get(HAS_CONTENT).map(String::as_str) != Some("true") {
+        return None;
+    }
+    let ct = obj
+        .head
+        .metadata
+        .get("_mimetype")
+        .and_then(|m| crate::schema::codec::decode_value(m))
+        .or_else(|| obj.head.content_type.clone())
+        .unwrap_or_else(|| "application/octet-stream".into());
+    (ct != "application/json").then(|| (obj.body.clone(), ct))
 }
 
 impl Resource {
@@ -174,9 +194,121 @@ impl Resource {
 
     fn decode(&self, obj: &Object) -> Map<String, Value> {
         let version = obj.head.metadata.get("_v").map(String::as_str);
+        let body: &[u8] = if content_of(obj).is_some() {
+            &[]
+        } else {
+            &obj.body
+        };
         self.def
             .schema_for(version)
-            .from_stored(&obj.head.metadata, &obj.body)
+            .from_stored(&obj.head.metadata, body)
+    }
+
+    /// Metadata and body of a record that carries binary content (s3db.js `setContent`).
+    fn with_content(
+        &self,
+        record: &Map<String, Value>,
+        id: Option<&str>,
+        content: &Bytes,
+        content_type: &str,
+    ) -> Result<(Metadata, Bytes, Option<String>)> {
+        if content_type == "application/json" {
+            return Err(Error::invalid(
+                "content of type application/json is not supported: s3db.js reads JSON bodies as record fields",
+            ));
+        }
+        let (mut meta, body, _) = self.layout(record, None)?;
+        if !body.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: this record is stored in the object body ({} behavior), so it cannot carry binary content",
+                self.def.name, self.def.behavior
+            )));
+        }
+        if let Some(id) = id {
+            meta.insert("id".into(), crate::schema::codec::encode_header_value(id));
+        }
+        meta.insert(HAS_CONTENT.into(), "true".into());
+        meta.insert(
+            "_mimetype".into(),
+            crate::schema::codec::encode_header_value(content_type),
+        );
+        meta.insert("_contentlength".into(), content.len().to_string());
+        Ok((meta, content.clone(), Some(content_type.to_string())))
+    }
+
+    /// Inserts a record whose object body is binary content (s3db.js `insert(data, {content})`).
+    pub async fn insert_with_content(
+        &self,
+        data: Value,
+        content: Bytes,
+        content_type: &str,
+    ) -> Result<Value> {
+        let (id, record) = self.prepare_insert(data)?;
+        let key = self.key(&id)?;
+        let refs = self.reference_keys(&record, &id)?;
+        let (metadata, body, content_type) =
+            self.with_content(&record, None, &content, content_type)?;
+        let req = PutRequest {
+            body,
+            metadata,
+            content_type,
+            condition: WriteCondition::IfNoneMatch,
+        };
+        match self.db.store.put(&key, req).await {
+            Ok(_) => {}
+            Err(StoreError::PreconditionFailed) => {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("{}: a record with id {id:?} already exists", self.def.name),
+                ))
+            }
+            Err(e) => return Err(e.at(&key)),
+        }
+        self.put_references(&refs).await?;
+        Ok(self.output(record, &id))
+    }
+
+    /// Sets (`Some`) or removes (`None`) a record's binary content, by compare-and-swap.
+    pub async fn set_content(&self, id: &str, content: Option<(Bytes, &str)>) -> Result<()> {
+        let key = self.key(id)?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.fetch(id).await?;
+            let (metadata, body, content_type) = match &content {
+                Some((bytes, ct)) => self.with_content(&current.record, Some(id), bytes, ct)?,
+                None => self.layout(&current.record, Some(id))?,
+            };
+            let req = PutRequest {
+                body,
+                metadata,
+                content_type,
+                condition: WriteCondition::IfMatch(current.etag),
+            };
+            match self.db.store.put(&key, req).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
+                    tokio::time::sleep(jitter()).await
+                }
+                Err(e) => return Err(self.missing(e, id, &key)),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!("{}: set_content of {id:?} kept losing races", self.def.name),
+        ))
+    }
+
+    /// The binary content of a record and its type; NOT_FOUND when it has none.
+    pub async fn content(&self, id: &str) -> Result<(Bytes, String)> {
+        let key = self.key(id)?;
+        let obj = self
+            .db
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| self.missing(e, id, &key))?;
+        content_of(&obj).ok_or_else(|| {
+            Error::not_found(format!("{} record {id:?} has no content", self.def.name))
+        })
     }
 
     async fn fetch(&self, id: &str) -> Result<Stored> {
@@ -189,6 +321,7 @@ impl Resource {
             .map_err(|e| self.missing(e, id, &key))?;
         Ok(Stored {
             record: self.decode(&obj),
+            content: content_of(&obj),
             etag: obj.head.etag,
         })
     }
@@ -456,7 +589,10 @@ impl Resource {
     ) -> Result<()> {
         let old_refs = self.reference_keys(&current.record, id).unwrap_or_default();
         let new_refs = self.reference_keys(record, id)?;
-        let (metadata, body, content_type) = self.layout(record, Some(id))?;
+        let (metadata, body, content_type) = match &current.content {
+            Some((bytes, ct)) => self.with_content(record, Some(id), bytes, ct)?,
+            None => self.layout(record, Some(id))?,
+        };
         let req = PutRequest {
             body,
             metadata,

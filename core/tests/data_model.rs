@@ -536,3 +536,63 @@ async fn old_records_decode_with_their_own_version() {
     );
     let _ = Map::<String, Value>::new();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_content_survives_updates() {
+    for url in backends() {
+        let db = connect(&url).await;
+        let files = db
+            .create_resource(
+                "files",
+                &json!({"name": "string", "size": "number|optional"}),
+            )
+            .await
+            .unwrap();
+        files
+            .insert(json!({"id": "f1", "name": "logo"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            files.content("f1").await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        let png = bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\n\x00\x01binary");
+        files
+            .set_content("f1", Some((png.clone(), "image/png")))
+            .await
+            .unwrap();
+        files.update("f1", json!({"size": 14})).await.unwrap();
+        assert_eq!(
+            files.get("f1").await.unwrap(),
+            json!({"id": "f1", "name": "logo", "size": 14})
+        );
+        assert_eq!(
+            files.content("f1").await.unwrap(),
+            (png, "image/png".to_string()),
+            "{url}"
+        );
+        files.set_content("f1", None).await.unwrap();
+        assert_eq!(
+            files.content("f1").await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            files
+                .set_content("f1", Some((bytes::Bytes::from("{}"), "application/json")))
+                .await
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidArgument
+        );
+        files
+            .insert_with_content(
+                json!({"id": "f2", "name": "doc"}),
+                bytes::Bytes::from("plain text content"),
+                "text/plain",
+            )
+            .await
+            .unwrap();
+        assert_eq!(files.content("f2").await.unwrap().1, "text/plain");
+        assert_eq!(files.get("f2").await.unwrap()["name"], "doc");
+    }
+}
