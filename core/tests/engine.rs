@@ -506,6 +506,7 @@ async fn sequences_are_gapless_and_unique_under_contention() {
                 SequenceOptions {
                     start: i64::MAX - 1,
                     increment: 1,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -521,6 +522,7 @@ async fn sequences_are_gapless_and_unique_under_contention() {
                 SequenceOptions {
                     start: 0,
                     increment: 10,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -531,7 +533,8 @@ async fn sequences_are_gapless_and_unique_under_contention() {
                 "z",
                 SequenceOptions {
                     start: 0,
-                    increment: 0
+                    increment: 0,
+                    ..Default::default()
                 }
             )
             .is_err());
