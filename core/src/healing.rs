@@ -73,17 +73,24 @@ pub(crate) async fn write(
     catalog: &Value,
     log: &[String],
 ) -> Result<Option<String>> {
-    let backup = backup_key(&iso_now());
-    let req = PutRequest {
-        body: corrupt.body.clone(),
-        condition: WriteCondition::IfNoneMatch,
-        ..Default::default()
+    let mut attempts = 0;
+    let backup = loop {
+        let backup = backup_key(&iso_now());
+        let req = PutRequest {
+            body: corrupt.body.clone(),
+            condition: WriteCondition::IfNoneMatch,
+            ..Default::default()
+        };
+        match store.put(&backup, req).await {
+            Ok(_) => break backup,
+            // A backup of that same millisecond exists: never overwrite one, take the next.
+            Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) if attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            Err(e) => return Err(e.at(&backup)),
+        }
     };
-    match store.put(&backup, req).await {
-        // 412: a backup of that same millisecond exists (a concurrent healer): keep it.
-        Ok(_) | Err(StoreError::PreconditionFailed) => {}
-        Err(e) => return Err(e.at(&backup)),
-    }
     let req = PutRequest {
         body: Bytes::from(crate::catalog::serialize(catalog)),
         content_type: Some("application/json".into()),

@@ -166,6 +166,9 @@ impl fmt::Debug for Lock {
     }
 }
 
+/// Lost races (412/409) after which a caller past its deadline gives up.
+const MAX_RACES: u32 = 16;
+
 pub(crate) fn lock_key(name: &str) -> String {
     format!("plugin=s3db/locks/{name}")
 }
@@ -187,6 +190,7 @@ impl Lock {
         let key = lock_key(name);
         let deadline = Instant::now() + opts.timeout;
         let mut waits = 0u32;
+        let mut races = 0u32;
         loop {
             let (condition, last_token) = match db.store.get(&key).await {
                 Err(StoreError::NotFound) => (WriteCondition::IfNoneMatch, 0),
@@ -244,15 +248,20 @@ impl Lock {
                     });
                 }
                 // 412: another contender won the race; 409: concurrent conditional writes
-                // (retry the algorithm); 404: the object vanished. Look again.
+                // (retry the algorithm); 404: the object vanished. Look again: the GET says
+                // whether someone holds it now (then the deadline decides), even with timeout 0.
                 Err(StoreError::PreconditionFailed)
                 | Err(StoreError::Conflict)
                 | Err(StoreError::NotFound) => {
-                    if Instant::now() >= deadline {
+                    races += 1;
+                    if races >= MAX_RACES && Instant::now() >= deadline {
                         return Err(Error::new(
                             ErrorKind::LockNotAcquired,
-                            format!("lock {name:?} was taken by another holder"),
+                            format!("lock {name:?}: lost {races} races to other contenders"),
                         ));
+                    }
+                    if races > 1 {
+                        tokio::time::sleep(backoff(races.min(4) - 1)).await;
                     }
                 }
                 Err(e) => return Err(e.at(&key)),
