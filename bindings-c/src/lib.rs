@@ -1110,7 +1110,14 @@ pub unsafe extern "C" fn s3db_sequence(
         let out = arg_out_ptr(out_seq, "out_seq")?;
         let db = &arg_ref(db, "db")?.db;
         let name = arg_str(name, "name")?;
-        let seq = db.sequence_with(name, SequenceOptions { start, increment })?;
+        let seq = db.sequence_with(
+            name,
+            SequenceOptions {
+                start,
+                increment,
+                ..Default::default()
+            },
+        )?;
         give_handle(out, s3db_sequence_t { seq });
         Ok(())
     })

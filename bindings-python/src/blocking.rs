@@ -90,6 +90,7 @@ impl SyncDatabase {
         let opts = s3db::SequenceOptions {
             start: start.0,
             increment: increment.0,
+            ..Default::default()
         };
         self.db
             .sequence_with(&name.0, opts)

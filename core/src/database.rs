@@ -30,6 +30,8 @@ pub(crate) struct DbInner {
     /// Per-resource passphrases given to `create_resource_with` (never stored).
     pub resource_passphrases:
         std::sync::Mutex<std::collections::HashMap<String, crate::crypto::Passphrase>>,
+    /// What healing did to `s3db.json` on connect or the last refresh.
+    pub healing_log: std::sync::Mutex<Vec<String>>,
 }
 
 /// Connection options beyond the connection string.
@@ -74,7 +76,7 @@ impl Database {
     }
 
     pub async fn with_store_and(store: Store, options: ConnectOptions) -> Result<Database> {
-        let cached = load_or_create(&store).await?;
+        let (cached, healing_log) = load_or_heal(&store).await?;
         Ok(Database {
             inner: Arc::new(DbInner {
                 store,
@@ -86,6 +88,7 @@ impl Database {
                         .unwrap_or_else(|| crate::crypto::DEFAULT_PASSPHRASE.to_string()),
                 ),
                 resource_passphrases: Default::default(),
+                healing_log: std::sync::Mutex::new(healing_log),
             }),
         })
     }
@@ -198,8 +201,9 @@ impl Database {
 
     /// Re-reads `s3db.json`.
     pub async fn refresh(&self) -> Result<()> {
-        let fresh = load_or_create(&self.inner.store).await?;
+        let (fresh, log) = load_or_heal(&self.inner.store).await?;
         *self.inner.catalog.lock().await = fresh;
+        *self.inner.healing_log.lock().expect("healing log") = log;
         Ok(())
     }
 
@@ -236,14 +240,32 @@ impl Database {
 }
 
 async fn load_or_create(store: &Store) -> Result<Cached> {
+    Ok(load_or_heal(store).await?.0)
+}
+
+/// Reads `s3db.json` (creating it when absent, healing it when corrupt: see `healing`).
+/// Returns the healing log, empty when nothing was healed by this call.
+async fn load_or_heal(store: &Store) -> Result<(Cached, Vec<String>)> {
     loop {
         match store.get(CATALOG_KEY).await {
             Ok(obj) => {
-                let catalog = catalog::parse(&obj.body)?;
-                return Ok(Cached {
-                    catalog,
-                    etag: obj.head.etag,
-                });
+                let (catalog, log) = match crate::healing::check(&obj.body)? {
+                    crate::healing::Checked::Intact(catalog) => (catalog, Vec::new()),
+                    crate::healing::Checked::Healed { catalog, log } => {
+                        match crate::healing::write(store, &obj, &catalog, &log).await? {
+                            Some(etag) => return Ok((Cached { catalog, etag }, log)),
+                            // Changed meanwhile (another process healed it?): read again.
+                            None => continue,
+                        }
+                    }
+                };
+                return Ok((
+                    Cached {
+                        catalog,
+                        etag: obj.head.etag,
+                    },
+                    log,
+                ));
             }
             Err(StoreError::NotFound) => {
                 let catalog = catalog::empty(&catalog::iso_now());
@@ -254,7 +276,7 @@ async fn load_or_create(store: &Store) -> Result<Cached> {
                     ..Default::default()
                 };
                 match store.put(CATALOG_KEY, req).await {
-                    Ok(etag) => return Ok(Cached { catalog, etag }),
+                    Ok(etag) => return Ok((Cached { catalog, etag }, Vec::new())),
                     // Someone else created it first: read theirs.
                     Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => continue,
                     Err(e) => return Err(e.at(CATALOG_KEY)),

@@ -6,12 +6,14 @@ mod coordinator;
 pub mod crypto;
 mod database;
 pub mod error;
+mod healing;
 pub mod ids;
 mod lock;
 pub mod partition;
 mod resource;
 pub mod schema;
 mod sequence;
+mod state;
 pub mod storage;
 
 pub use catalog::ResourceConfig;
@@ -21,7 +23,8 @@ pub use coordinator::{
 };
 pub use database::{ConnectOptions, Database};
 pub use error::{Error, ErrorKind, Result};
-pub use lock::{Lock, LockOptions};
+pub use lock::{Fenced, Lock, LockInfo, LockOptions};
 pub use resource::{BatchError, BatchItem, Page, Resource};
 pub use sequence::{Sequence, SequenceOptions};
+pub use state::{CasResult, StateEntry, StateStore};
 pub use storage::Stats;

@@ -1,4 +1,9 @@
 //! Sequences: a counter object advanced by GET + conditional PUT, no lock.
+//!
+//! Fast mode (`batch_size` > 1) reserves `batch_size` values with one compare-and-swap and
+//! hands them out locally, one at a time, under an async mutex shared by the clones of the
+//! handle: 2 requests per batch instead of 2 per id, no duplicates, but the unused rest of a
+//! batch is a gap when the process ends.
 
 use std::sync::Arc;
 
@@ -6,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use crate::catalog::iso_now;
-use crate::database::DbInner;
+use crate::database::{Database, DbInner};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::validate_name;
 use crate::resource::jitter;
@@ -14,10 +19,18 @@ use crate::storage::{PutRequest, StoreError, WriteCondition};
 
 const MAX_CAS_ATTEMPTS: usize = 1000;
 
+const PREFIX: &str = "sequences/";
+const SUFFIX: &str = "/value";
+
 #[derive(Debug, Clone, Copy)]
 pub struct SequenceOptions {
+    /// The first value handed out.
     pub start: i64,
+    /// Step between values (negative counts down; not 0).
     pub increment: i64,
+    /// Values reserved per compare-and-swap. 0 or 1: standard mode (every value is one CAS,
+    /// no gaps); more: fast mode (ids handed out locally, gaps possible).
+    pub batch_size: u32,
 }
 
 impl Default for SequenceOptions {
@@ -25,8 +38,16 @@ impl Default for SequenceOptions {
         SequenceOptions {
             start: 1,
             increment: 1,
+            batch_size: 1,
         }
     }
+}
+
+/// The part of a reserved batch not handed out yet.
+#[derive(Debug, Default)]
+struct Batch {
+    next: i64,
+    remaining: u32,
 }
 
 /// A named 64-bit counter at `sequences/<name>/value`; the stored `value` is the next
@@ -37,6 +58,7 @@ pub struct Sequence {
     name: String,
     key: String,
     options: SequenceOptions,
+    batch: Arc<tokio::sync::Mutex<Batch>>,
 }
 
 impl Sequence {
@@ -48,8 +70,9 @@ impl Sequence {
         Ok(Sequence {
             db,
             name: name.to_string(),
-            key: format!("sequences/{name}/value"),
+            key: format!("{PREFIX}{name}{SUFFIX}"),
             options,
+            batch: Arc::default(),
         })
     }
 
@@ -57,20 +80,65 @@ impl Sequence {
         &self.name
     }
 
-    /// Hands out the next value (2 requests when uncontended).
+    pub fn options(&self) -> SequenceOptions {
+        self.options
+    }
+
+    fn batch_size(&self) -> u32 {
+        self.options.batch_size.max(1)
+    }
+
+    fn overflow(&self) -> Error {
+        Error::invalid(format!("sequence {:?} would overflow 64 bits", self.name))
+    }
+
+    /// Hands out the next value: 2 requests when uncontended; in fast mode 2 per batch.
     pub async fn next(&self) -> Result<i64> {
-        self.advance(|stored| {
-            let current = stored.unwrap_or(self.options.start);
-            let next = current.checked_add(self.options.increment).ok_or_else(|| {
-                Error::invalid(format!("sequence {:?} would overflow 64 bits", self.name))
-            })?;
-            Ok((current, next))
-        })
+        let size = self.batch_size();
+        if size == 1 {
+            return self.reserve(1).await;
+        }
+        let mut batch = self.batch.lock().await;
+        if batch.remaining == 0 {
+            batch.next = self.reserve(size).await?;
+            batch.remaining = size;
+        }
+        let value = batch.next;
+        batch.remaining -= 1;
+        if batch.remaining > 0 {
+            // Inside the reserved span, which was checked for overflow.
+            batch.next = value + self.options.increment;
+        }
+        Ok(value)
+    }
+
+    /// Reserves `count` values by one compare-and-swap; returns the first.
+    async fn reserve(&self, count: u32) -> Result<i64> {
+        let span = self
+            .options
+            .increment
+            .checked_mul(i64::from(count))
+            .ok_or_else(|| self.overflow())?;
+        self.advance(
+            |stored| {
+                let current = stored.unwrap_or(self.options.start);
+                let next = current.checked_add(span).ok_or_else(|| self.overflow())?;
+                Ok((current, next))
+            },
+            false,
+        )
         .await
     }
 
-    /// The value the next call to `next` returns; `None` before the first.
+    /// The value the next call to `next` returns; `None` before the first. In fast mode,
+    /// the next value of the batch this handle holds, else the stored value.
     pub async fn current(&self) -> Result<Option<i64>> {
+        if self.batch_size() > 1 {
+            let batch = self.batch.lock().await;
+            if batch.remaining > 0 {
+                return Ok(Some(batch.next));
+            }
+        }
         match self.db.store.get(&self.key).await {
             Ok(obj) => Ok(Some(self.parse(&obj.body)?.0)),
             Err(StoreError::NotFound) => Ok(None),
@@ -78,9 +146,22 @@ impl Sequence {
         }
     }
 
-    /// Makes `value` the next value handed out.
+    /// Makes `value` the next value handed out (and drops this handle's reserved batch).
     pub async fn reset(&self, value: i64) -> Result<()> {
-        self.advance(|_| Ok((value, value))).await.map(|_| ())
+        let mut batch = self.batch.lock().await;
+        *batch = Batch::default();
+        self.advance(|_| Ok((value, value)), true).await.map(|_| ())
+    }
+
+    /// Deletes the stored counter (one DELETE); the next `next` starts again at `start`.
+    pub async fn delete(&self) -> Result<()> {
+        let mut batch = self.batch.lock().await;
+        *batch = Batch::default();
+        self.db
+            .store
+            .delete(&self.key, None)
+            .await
+            .map_err(|e| e.at(&self.key))
     }
 
     fn parse(&self, body: &[u8]) -> Result<(i64, Map<String, Value>)> {
@@ -99,13 +180,22 @@ impl Sequence {
     }
 
     /// `step(stored value)` → (value to return, value to store), applied by compare-and-swap.
-    async fn advance(&self, step: impl Fn(Option<i64>) -> Result<(i64, i64)>) -> Result<i64> {
+    /// With `reset`, `resetAt` is written too (s3db.js's reset format).
+    async fn advance(
+        &self,
+        step: impl Fn(Option<i64>) -> Result<(i64, i64)>,
+        reset: bool,
+    ) -> Result<i64> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let now = iso_now();
             let (condition, body, result) = match self.db.store.get(&self.key).await {
                 Err(StoreError::NotFound) => {
                     let (out, next) = step(None)?;
-                    let body = json!({"value": next, "name": self.name, "createdAt": now});
+                    let mut body = json!({"value": next, "name": self.name, "createdAt": now});
+                    if reset {
+                        body["updatedAt"] = json!(now);
+                        body["resetAt"] = json!(now);
+                    }
                     (WriteCondition::IfNoneMatch, body, out)
                 }
                 Err(e) => return Err(e.at(&self.key)),
@@ -114,6 +204,9 @@ impl Sequence {
                     let (out, next) = step(Some(stored))?;
                     map.insert("value".into(), json!(next));
                     map.insert("updatedAt".into(), json!(now));
+                    if reset {
+                        map.insert("resetAt".into(), json!(now));
+                    }
                     (
                         WriteCondition::IfMatch(obj.head.etag),
                         Value::Object(map),
@@ -139,5 +232,24 @@ impl Sequence {
             ErrorKind::Conflict,
             format!("sequence {:?}: too much contention", self.name),
         ))
+    }
+}
+
+impl Database {
+    /// Names of the sequences stored under `sequences/<name>/value`, in key order
+    /// (one LIST per 1,000 keys).
+    pub async fn list_sequences(&self) -> Result<Vec<String>> {
+        let keys = self
+            .inner
+            .store
+            .list_all(PREFIX)
+            .await
+            .map_err(|e| e.at(PREFIX))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(PREFIX)?.strip_suffix(SUFFIX))
+            .filter(|name| !name.contains('/'))
+            .map(str::to_string)
+            .collect())
     }
 }

@@ -86,23 +86,74 @@ async fn a_failed_catalog_read_never_rewrites_it() {
 }
 
 #[tokio::test]
-async fn a_corrupt_catalog_is_an_error_and_left_as_is() {
+async fn a_garbled_catalog_is_healed_and_backed_up() {
     let mem = MemoryStore::isolated();
     let garbage = Bytes::from_static(b"{\"version\": \"1\", \"resources\": {,}");
-    mem.put(
-        "s3db.json",
-        PutRequest {
-            body: garbage.clone(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let e = Database::with_store(Store::new(Arc::new(mem.clone()), ""))
+    let etag = mem
+        .put(
+            "s3db.json",
+            PutRequest {
+                body: garbage.clone(),
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Corrupt);
-    assert_eq!(mem.get("s3db.json").await.unwrap().body, garbage);
+        .unwrap();
+    let db = Database::with_store(Store::new(Arc::new(mem.clone()), ""))
+        .await
+        .unwrap();
+    let log = db.healing_log();
+    assert!(log.iter().any(|l| l.contains("stray comma")), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("ends early")), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("s3dbVersion")), "{log:?}");
+
+    let healed: Value = serde_json::from_slice(&mem.get("s3db.json").await.unwrap().body).unwrap();
+    assert_eq!(healed["version"], "1");
+    assert_eq!(healed["s3dbVersion"], catalog::S3DB_JS_VERSION);
+    assert!(healed["lastUpdated"].is_string());
+    assert_eq!(healed["resources"], json!({}));
+    let backups: Vec<String> = mem
+        .list("s3db.json.corrupted.", None, 1000)
+        .await
+        .unwrap()
+        .keys;
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(backups[0].ends_with(".backup") && !backups[0].contains(':'));
+    assert_eq!(mem.get(&backups[0]).await.unwrap().body, garbage);
+    assert_ne!(mem.get("s3db.json").await.unwrap().head.etag, etag);
+
+    // Connecting again finds an intact catalog: nothing more to heal.
+    let again = Database::with_store(Store::new(Arc::new(mem.clone()), ""))
+        .await
+        .unwrap();
+    assert!(again.healing_log().is_empty());
+}
+
+#[tokio::test]
+async fn an_unhealable_catalog_is_an_error_and_left_as_is() {
+    for garbage in [
+        &b"{\"version\": \"1\", \"resources\": {} ]]] garbage"[..],
+        b"not json at all",
+        b"[\"an\", \"array\"]",
+    ] {
+        let mem = MemoryStore::isolated();
+        let garbage = Bytes::copy_from_slice(garbage);
+        mem.put(
+            "s3db.json",
+            PutRequest {
+                body: garbage.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let store = Store::new(Arc::new(mem.clone()), "");
+        let e = Database::with_store(store.clone()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupt);
+        assert_eq!(mem.get("s3db.json").await.unwrap().body, garbage);
+        assert_eq!(store.stats().put, 0, "nothing written");
+        assert_eq!(mem.list("", None, 1000).await.unwrap().keys, ["s3db.json"]);
+    }
 }
 
 #[tokio::test]

@@ -518,6 +518,7 @@ async fn sequences_are_gapless_and_unique_under_contention() {
                 SequenceOptions {
                     start: i64::MAX - 1,
                     increment: 1,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -533,6 +534,7 @@ async fn sequences_are_gapless_and_unique_under_contention() {
                 SequenceOptions {
                     start: 0,
                     increment: 10,
+                    ..Default::default()
                 },
             )
             .unwrap();
@@ -543,7 +545,8 @@ async fn sequences_are_gapless_and_unique_under_contention() {
                 "z",
                 SequenceOptions {
                     start: 0,
-                    increment: 0
+                    increment: 0,
+                    ..Default::default()
                 }
             )
             .is_err());
