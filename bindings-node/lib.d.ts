@@ -3,7 +3,8 @@
 /** A JSON value as stored in a record field. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
 
-/** A record as returned by the database: always carries its `id`. */
+/** A record as returned by the database: always carries its `id`. Values have their native
+ * types (numbers, booleans, nested objects, arrays). */
 export interface StoredRecord {
   id: string
   [field: string]: JsonValue
@@ -15,16 +16,126 @@ export interface NewRecord {
   [field: string]: JsonValue | undefined
 }
 
-/** Changes merged into a stored record; a field set to `null` is removed. */
+/** Changes merged into a stored record; a field set to `null` is removed; dotted keys
+ * (`"address.city"`) change one nested field. */
 export interface RecordChanges {
   id?: string
   [field: string]: JsonValue | undefined
 }
 
-export interface ResourceConfig {
+/** Object notation of an attribute, e.g. `{ type: 'array', items: 'string' }`. */
+export interface AttributeObject {
+  type: string
+  items?: string
+  optional?: boolean
+  [option: string]: JsonValue | undefined
+}
+
+/** s3db.js attribute definitions: rule strings (`'string|min:3'`, `'number|optional'`,
+ * `'secret'`, `'embedding:3'` …), object notation, or nested objects of definitions.
+ * Fields are required unless `|optional`; strings are trimmed unless `|trim:false`. */
+export interface Attributes {
+  [name: string]: string | AttributeObject | Attributes
+}
+
+export type Behavior = 'user-managed' | 'enforce-limits' | 'truncate-data' | 'body-overflow' | 'body-only'
+
+/** `{name: {fields: {path: rule}}}`, or field names (shorthand: one partition per field). */
+export type Partitions = { [name: string]: { fields: { [path: string]: string } } } | string[]
+
+/** s3db.js `createResource` options. */
+export interface ResourceOptions {
   name: string
-  /** s3db.js rule strings, e.g. `{ name: 'string|required', email: 'string' }`. */
-  attributes: Record<string, string>
+  attributes: Attributes
+  /** Where a record's data goes when it outgrows S3 metadata (default `user-managed`). */
+  behavior?: Behavior
+  /** Adds `createdAt`/`updatedAt` and the `byCreatedDate`/`byUpdatedDate` partitions. */
+  timestamps?: boolean
+  partitions?: Partitions
+  /** When true (the default) `deleteAll` is refused. */
+  paranoid?: boolean
+  /** Length of generated ids, 1 to 256 (default 22). */
+  idSize?: number
+  /** Passphrase of this resource's secret fields (overrides the connection's; never stored). */
+  passphrase?: string
+}
+/** The former name of `ResourceOptions`. */
+export type ResourceConfig = ResourceOptions
+
+export interface ConnectOptions {
+  /** Passphrase of secret fields (s3db.js `security.passphrase`; default `"secret"`). */
+  passphrase?: string
+}
+
+/** Restricts a listing to the references of one partition. */
+export interface ListOptions {
+  partition?: string
+  /** Values of the partition's leading fields; a missing one ends the fixed prefix. */
+  partitionValues?: { [field: string]: JsonValue }
+}
+
+export interface PageOptions {
+  /** Records per page, 1 to 1000. */
+  size: number
+  /** The `cursor` of the previous page; absent or null for the first. */
+  cursor?: string | null
+}
+
+export interface Page {
+  items: StoredRecord[]
+  /** Pass back for the next page; `null` on the last. */
+  cursor: string | null
+}
+
+/** One item of `insertMany` / `deleteMany`. */
+export interface BatchItem {
+  index: number
+  id: string | null
+  /** The stored record (`insertMany` successes). */
+  record?: StoredRecord
+  error?: { code: ErrorCode; message: string }
+}
+
+export interface GetManyResult {
+  /** The records found, in the order asked. */
+  found: StoredRecord[]
+  missing: string[]
+}
+
+export interface RecordWithEtag {
+  record: StoredRecord
+  /** The version tag `updateIf` compares. */
+  etag: string
+}
+
+export interface ReindexResult {
+  written: number
+  deleted: number
+}
+
+export interface QueryCondition {
+  $eq?: JsonValue
+  $ne?: JsonValue
+  $gt?: JsonValue
+  $gte?: JsonValue
+  $lt?: JsonValue
+  $lte?: JsonValue
+  $in?: JsonValue[]
+  $nin?: JsonValue[]
+  $exists?: boolean
+}
+
+/** `{ status: 'paid', amount: { $gte: 10 }, 'address.city': 'Paris' }`: all must hold. */
+export interface QueryFilter {
+  [path: string]: JsonValue | QueryCondition
+}
+
+/** One failed check of a validation error. */
+export interface ValidationIssue {
+  field: string
+  rule: string
+  expected: string
+  actual: string
 }
 
 /** Request counters of the store since connect or the last `resetStats()`. */
@@ -82,7 +193,10 @@ export declare class ConflictError extends S3dbError {
   readonly code: 'CONFLICT'
 }
 export declare class ValidationError extends S3dbError {
+  constructor(message?: string, options?: { cause?: unknown; details?: ValidationIssue[] })
   readonly code: 'VALIDATION'
+  /** The failed checks (empty when the error is not about a record's fields). */
+  readonly details: ValidationIssue[]
 }
 export declare class InvalidArgumentError extends S3dbError {
   readonly code: 'INVALID_ARGUMENT'
@@ -106,11 +220,11 @@ export declare class Database {
    * Connects to `memory://bucket[/prefix]`, `file:///dir`, `s3://KEY:SECRET@bucket[/prefix]`
    * or `http(s)://KEY:SECRET@host:port/bucket[/prefix]`, creating `s3db.json` when missing.
    */
-  static connect(url: string): Promise<Database>
+  static connect(url: string, options?: ConnectOptions): Promise<Database>
   /** Unique per process (host, pid, random part). */
   readonly holderId: string
-  /** Defines (or redefines) a resource. */
-  createResource(config: ResourceConfig): Promise<Resource>
+  /** Defines (or redefines: a new schema version) a resource. */
+  createResource(options: ResourceOptions): Promise<Resource>
   /** A resource defined earlier; rejects with NOT_FOUND otherwise. */
   resource(name: string): Promise<Resource>
   listResources(): Promise<string[]>
@@ -128,18 +242,38 @@ export declare class Database {
 export declare class Resource {
   private constructor()
   readonly name: string
+  /** Rejects with VALIDATION (see `err.details`) or ALREADY_EXISTS. */
   insert(data: NewRecord): Promise<StoredRecord>
+  /** Inserts each item; one failure does not stop the others. */
+  insertMany(items: NewRecord[]): Promise<BatchItem[]>
   /** Rejects with NOT_FOUND when there is no such record. */
   get(id: string): Promise<StoredRecord>
   getOrNull(id: string): Promise<StoredRecord | null>
+  getMany(ids: string[]): Promise<GetManyResult>
+  getWithEtag(id: string): Promise<RecordWithEtag>
   exists(id: string): Promise<boolean>
   /** Merges `changes` into the stored record (compare-and-swap; concurrent updates survive). */
   update(id: string, changes: RecordChanges): Promise<StoredRecord>
-  /** Deleting a missing id succeeds. */
+  /** `update`, only if the record still has version `etag`; else PRECONDITION_FAILED. */
+  updateIf(id: string, changes: RecordChanges, etag: string): Promise<StoredRecord>
+  /** Replaces the whole record; it must exist (NOT_FOUND otherwise). */
+  replace(id: string, data: NewRecord): Promise<StoredRecord>
+  /** Inserts, or merges into the record with the same id. */
+  upsert(data: NewRecord): Promise<StoredRecord>
+  /** s3db.js `patch`: the same merge as `update`. */
+  patch(id: string, changes: RecordChanges): Promise<StoredRecord>
+  /** Deleting a missing id rejects with NOT_FOUND. */
   delete(id: string): Promise<void>
-  listIds(): Promise<string[]>
-  list(): Promise<StoredRecord[]>
-  count(): Promise<number>
+  deleteMany(ids: string[]): Promise<BatchItem[]>
+  /** Deletes every record, returning how many; INVALID_ARGUMENT unless `paranoid: false`. */
+  deleteAll(): Promise<number>
+  listIds(options?: ListOptions): Promise<string[]>
+  list(options?: ListOptions): Promise<StoredRecord[]>
+  count(options?: ListOptions): Promise<number>
+  page(options: PageOptions): Promise<Page>
+  query(filter: QueryFilter): Promise<StoredRecord[]>
+  /** Rebuilds the references of one partition (or all) from the records. */
+  reindex(partition?: string): Promise<ReindexResult>
 }
 
 export declare class Lock {

@@ -49,6 +49,7 @@ class S3dbError extends Error {
   constructor(message, code, options) {
     super(message, options)
     this.code = code
+    if (options && options.details !== undefined) this.details = options.details
   }
 }
 Object.defineProperty(S3dbError.prototype, 'name', { value: 'S3dbError', writable: true, configurable: true })
@@ -60,13 +61,22 @@ function className(code) {
 const errorClasses = {}
 for (const code of CODES) {
   const name = className(code)
-  const cls = {
-    [name]: class extends S3dbError {
-      constructor(message, options) {
-        super(message, code, options)
-      }
-    },
-  }[name]
+  const cls =
+    code === 'VALIDATION'
+      ? class ValidationError extends S3dbError {
+          /** `details`: the failed checks, `[{field, rule, expected, actual}]` (may be empty). */
+          constructor(message, options) {
+            super(message, code, options)
+            if (!Array.isArray(this.details)) this.details = []
+          }
+        }
+      : {
+          [name]: class extends S3dbError {
+            constructor(message, options) {
+              super(message, code, options)
+            }
+          },
+        }[name]
   Object.defineProperty(cls.prototype, 'name', { value: name, writable: true, configurable: true })
   errorClasses[code] = cls
 }
@@ -87,7 +97,8 @@ const ARGUMENT_STATUSES = new Set([
   'DetachableArraybufferExpected',
 ])
 
-const PREFIX = /^\[s3db:([A-Z_]+)\] /
+// `[s3db:CODE] message`, or `[s3db:CODE;details] message\n<compact JSON>` (src/lib.rs).
+const PREFIX = /^\[s3db:([A-Z_]+)(;details)?\] /
 
 function scrub(message, secrets) {
   let out = String(message)
@@ -95,6 +106,18 @@ function scrub(message, secrets) {
     if (s) out = out.split(s).join('***')
   }
   return out
+}
+
+/** Scrubs every string of a JSON value. */
+function scrubValue(value, secrets) {
+  if (typeof value === 'string') return scrub(value, secrets)
+  if (Array.isArray(value)) return value.map((v) => scrubValue(v, secrets))
+  if (value && typeof value === 'object') {
+    const out = {}
+    for (const [k, v] of Object.entries(value)) out[k] = scrubValue(v, secrets)
+    return out
+  }
+  return value
 }
 
 /** Converts whatever the native side threw into an S3dbError subclass. */
@@ -105,8 +128,21 @@ function convert(err, secrets) {
   }
   const m = PREFIX.exec(err.message)
   if (m && errorClasses[m[1]]) {
-    const e = new errorClasses[m[1]](scrub(err.message.slice(m[0].length), secrets))
-    return e
+    let message = err.message.slice(m[0].length)
+    let details
+    if (m[2]) {
+      // Compact JSON holds no raw newline: the last one separates message and details.
+      const at = message.lastIndexOf('\n')
+      if (at >= 0) {
+        try {
+          details = scrubValue(JSON.parse(message.slice(at + 1)), secrets)
+          message = message.slice(0, at)
+        } catch {
+          // not JSON after all: keep the whole text as the message
+        }
+      }
+    }
+    return new errorClasses[m[1]](scrub(message, secrets), details === undefined ? undefined : { details })
   }
   if (ARGUMENT_STATUSES.has(err.code) || err instanceof TypeError) {
     return new errorClasses.INVALID_ARGUMENT(scrub(err.message, secrets))
@@ -120,13 +156,18 @@ function invalidArgument(message) {
   return new errorClasses.INVALID_ARGUMENT(message)
 }
 
-/** napi reads option fields off primitives too; an options argument must be an object. */
+/** napi reads option fields off primitives too; an options argument must be an object.
+ * Fields set to `null` are left out (napi accepts only `undefined` for an absent field). */
 function optionsArg(what, value) {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw invalidArgument(`${what} must be an object, got ${Array.isArray(value) ? 'an array' : typeof value}`)
   }
-  return value
+  const out = {}
+  for (const [k, v] of Object.entries(value)) {
+    if (v !== null && v !== undefined) out[k] = v
+  }
+  return out
 }
 
 /** Values in a connection string that must never be echoed. */
@@ -173,8 +214,20 @@ class Resource {
     }
   }
 
+  async #batch(method, arg) {
+    const items = await this.#call(method, arg)
+    for (const item of items) {
+      if (item.error) item.error.message = scrub(item.error.message, this.#secrets)
+    }
+    return items
+  }
+
   insert(data) {
     return this.#call('insert', data)
+  }
+  /** Inserts each item; returns `[{index, id, record?, error?: {code, message}}]`. */
+  insertMany(items) {
+    return this.#batch('insertMany', items)
   }
   get(id) {
     return this.#call('get', id)
@@ -182,23 +235,71 @@ class Resource {
   getOrNull(id) {
     return this.#call('getOrNull', id)
   }
+  /** `{found, missing}`: the records found (in the order asked) and the missing ids. */
+  getMany(ids) {
+    return this.#call('getMany', ids)
+  }
+  /** `{record, etag}`, for `updateIf`. */
+  getWithEtag(id) {
+    return this.#call('getWithEtag', id)
+  }
   exists(id) {
     return this.#call('exists', id)
   }
   update(id, changes) {
     return this.#call('update', id, changes)
   }
+  /** `update`, applied only if the record still has version tag `etag`. */
+  updateIf(id, changes, etag) {
+    return this.#call('updateIf', id, changes, etag)
+  }
+  /** Replaces the whole record (it must exist). */
+  replace(id, data) {
+    return this.#call('replace', id, data)
+  }
+  /** Inserts, or merges into the record with the same id. */
+  upsert(data) {
+    return this.#call('upsert', data)
+  }
+  patch(id, changes) {
+    return this.#call('patch', id, changes)
+  }
   delete(id) {
     return this.#call('delete', id)
   }
-  listIds() {
-    return this.#call('listIds')
+  /** Deletes each id; returns `[{index, id, error?: {code, message}}]`. */
+  deleteMany(ids) {
+    return this.#batch('deleteMany', ids)
   }
-  list() {
-    return this.#call('list')
+  /** Deletes every record; refused (INVALID_ARGUMENT) unless the resource has `paranoid: false`. */
+  deleteAll() {
+    return this.#call('deleteAll')
   }
-  count() {
-    return this.#call('count')
+  /** `options`: `{partition, partitionValues}` to list one partition's records. */
+  async listIds(options) {
+    return this.#call('listIds', optionsArg('list options', options))
+  }
+  async list(options) {
+    return this.#call('list', optionsArg('list options', options))
+  }
+  async count(options) {
+    return this.#call('count', optionsArg('count options', options))
+  }
+  /** `{items, cursor}`; pass `cursor` back for the next page (null on the last). */
+  async page(options) {
+    if (options === undefined || options === null) {
+      throw invalidArgument('page needs {size, cursor?}')
+    }
+    const page = await this.#call('page', optionsArg('page options', options))
+    // napi leaves an absent field out: the last page says so with `cursor: null`.
+    return { items: page.items, cursor: page.cursor ?? null }
+  }
+  query(filter) {
+    return this.#call('query', filter)
+  }
+  /** Rebuilds the references of one partition (or all); `{written, deleted}`. */
+  reindex(partition) {
+    return this.#call('reindex', partition)
   }
 }
 
@@ -285,11 +386,15 @@ class Database {
   }
 
   /** Connects to `memory://bucket`, `file:///dir`, `s3://KEY:SECRET@bucket/prefix` or
-   * `http(s)://KEY:SECRET@host:port/bucket/prefix`. */
-  static async connect(url) {
+   * `http(s)://KEY:SECRET@host:port/bucket/prefix`; `options.passphrase` decrypts secret
+   * fields (default "secret"). */
+  static async connect(url, options) {
     const secrets = secretsOf(url)
     try {
-      return new Database(await native.NativeDatabase.connect(url), secrets)
+      return new Database(
+        await native.NativeDatabase.connect(url, optionsArg('connect options', options)),
+        secrets
+      )
     } catch (e) {
       throw convert(e, secrets)
     }
@@ -311,9 +416,13 @@ class Database {
     }
   }
 
-  async createResource(config) {
-    optionsArg('resource config', config)
-    return new Resource(await this.#call('createResource', config), this.#secrets)
+  /** `{name, attributes, behavior, timestamps, partitions, paranoid, idSize, passphrase}`
+   * (s3db.js `createResource` options). */
+  async createResource(options) {
+    if (options === undefined || options === null) {
+      throw invalidArgument('createResource needs {name, attributes, ...options}')
+    }
+    return new Resource(await this.#call('createResource', optionsArg('resource options', options)), this.#secrets)
   }
 
   async resource(name) {

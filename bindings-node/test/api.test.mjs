@@ -62,6 +62,27 @@ describe('package', () => {
     assert.match(err.message, /missing/)
   })
 
+  it('ValidationError carries details (an empty list by default)', () => {
+    const { ValidationError } = esm
+    assert.deepEqual(new ValidationError('m').details, [])
+    const details = [{ field: 'f', rule: 'type', expected: 'string', actual: '1' }]
+    const e = new ValidationError('m', { details })
+    assert.deepEqual(e.details, details)
+    assert.equal(e.code, 'VALIDATION')
+    assert.equal(new NotFoundError('m').details, undefined)
+  })
+
+  it('details survive messages with newlines and credentials stay out of them', async () => {
+    const db = await Database.connect(`memory://api-${rand()}`)
+    const r = await db.createResource({ name: 'r', attributes: { a: 'number' } })
+    const err = await r.insert({ a: 'line one\nline two' }).catch((e) => e)
+    assert.equal(err.code, 'VALIDATION')
+    assert.equal(err.details.length, 1)
+    assert.equal(err.details[0].field, 'a')
+    assert.equal(err.details[0].actual, JSON.stringify('line one\nline two'))
+    assert.doesNotMatch(err.message, /\[\{/)
+  })
+
   it('handles cannot be constructed directly', () => {
     assert.throws(() => new Database({}), InvalidArgumentError)
     assert.throws(() => new esm.Resource({}), InvalidArgumentError)

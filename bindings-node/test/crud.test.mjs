@@ -1,6 +1,6 @@
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { Database } from 's3db-rs'
+import { Database, ValidationError } from 's3db-rs'
 import { backends, rejectsWith, rand } from './helpers.mjs'
 
 for (const backend of backends) {
@@ -11,7 +11,7 @@ for (const backend of backends) {
       db = await Database.connect(await backend.url())
       users = await db.createResource({
         name: 'users',
-        attributes: { name: 'string|required', email: 'string' },
+        attributes: { name: 'string|required', email: 'string|optional' },
       })
     })
 
@@ -34,7 +34,7 @@ for (const backend of backends) {
       assert.equal(await users.delete(ada.id), undefined)
       assert.equal(await users.exists(ada.id), false)
       assert.equal(await users.getOrNull(ada.id), null)
-      await users.delete(ada.id) // deleting a missing id succeeds
+      await rejectsWith(assert, users.delete(ada.id), 'NOT_FOUND') // deleting a missing id
     })
 
     it('keeps a given id; a duplicate is ALREADY_EXISTS', async () => {
@@ -45,9 +45,10 @@ for (const backend of backends) {
       assert.deepEqual(await users.get(id), rec)
     })
 
-    it('missing records are NOT_FOUND (get, update) or null (getOrNull)', async () => {
+    it('missing records are NOT_FOUND (get, update, delete) or null (getOrNull)', async () => {
       await rejectsWith(assert, users.get('nobody'), 'NOT_FOUND')
       await rejectsWith(assert, users.update('nobody', { name: 'x' }), 'NOT_FOUND')
+      await rejectsWith(assert, users.delete('nobody'), 'NOT_FOUND')
       assert.equal(await users.getOrNull('nobody'), null)
       assert.equal(await users.exists('nobody'), false)
       await rejectsWith(assert, db.resource('no-such-resource'), 'NOT_FOUND')
@@ -71,17 +72,55 @@ for (const backend of backends) {
       await rejectsWith(assert, users.insert({ name: 42 }), 'VALIDATION')
       await rejectsWith(assert, users.insert({ name: 'x', unknown: 'field' }), 'VALIDATION')
       await rejectsWith(assert, users.insert({ name: 'x', email: { nested: true } }), 'VALIDATION')
-      await rejectsWith(assert, users.insert({ id: 7, name: 'x' }), 'VALIDATION')
+      await rejectsWith(assert, users.insert({ id: true, name: 'x' }), 'VALIDATION')
+      // s3db.js reads these strings back as absent: refused rather than lost
+      await rejectsWith(assert, users.insert({ name: 'null' }), 'VALIDATION')
+      await rejectsWith(assert, users.insert({ name: 'x', email: 'undefined' }), 'VALIDATION')
       const rec = await users.insert({ name: 'Cy' })
       await rejectsWith(assert, users.update(rec.id, { name: null }), 'VALIDATION')
       await rejectsWith(assert, users.update(rec.id, { id: 'other' }), 'VALIDATION')
       await rejectsWith(assert, users.update(rec.id, { name: 1 }), 'VALIDATION')
+      await rejectsWith(assert, users.update(rec.id, { extra: 'x' }), 'VALIDATION')
       assert.deepEqual(await users.get(rec.id), rec)
+    })
+
+    it('a numeric id is stored as its text', async () => {
+      const n = Math.floor(Math.random() * 1e9)
+      assert.deepEqual(await users.insert({ id: n, name: 'Num' }), { id: String(n), name: 'Num' })
+      assert.equal((await users.get(String(n))).name, 'Num')
+    })
+
+    it('VALIDATION errors list every failed check in err.details', async () => {
+      const err = await users.insert({ name: 42, email: 'null', extra: true }).catch((e) => e)
+      assert.ok(err instanceof ValidationError, String(err))
+      assert.equal(err.code, 'VALIDATION')
+      assert.ok(Array.isArray(err.details))
+      const byField = Object.fromEntries(err.details.map((d) => [d.field, d]))
+      assert.deepEqual(Object.keys(byField).sort(), ['email', 'extra', 'name'])
+      assert.deepEqual(byField.name, { field: 'name', rule: 'type', expected: 'string', actual: '42' })
+      assert.equal(byField.email.rule, 'lossless')
+      assert.equal(byField.email.actual, '"null"')
+      assert.equal(byField.extra.rule, 'unknown')
+      for (const d of err.details) {
+        assert.deepEqual(Object.keys(d).sort(), ['actual', 'expected', 'field', 'rule'])
+        for (const v of Object.values(d)) assert.equal(typeof v, 'string')
+      }
+      // the message stays readable and carries no JSON
+      assert.match(err.message, /^validation failed: /)
+      assert.doesNotMatch(err.message, /\n/)
+      const missing = await users.insert({}).catch((e) => e)
+      assert.deepEqual(missing.details, [
+        { field: 'name', rule: 'required', expected: 'a value', actual: 'nothing' },
+      ])
+      // a schema error is VALIDATION too, with no per-field details
+      const schema = await db.createResource({ name: 'bad', attributes: {} }).catch((e) => e)
+      assert.ok(schema instanceof ValidationError)
+      assert.deepEqual(schema.details, [])
     })
 
     it('invalid schemas are VALIDATION', async () => {
       await rejectsWith(assert, db.createResource({ name: 'bad1', attributes: {} }), 'VALIDATION')
-      await rejectsWith(assert, db.createResource({ name: 'bad2', attributes: { n: 'number' } }), 'VALIDATION')
+      await rejectsWith(assert, db.createResource({ name: 'bad2', attributes: { n: 'nosuchtype' } }), 'VALIDATION')
       await rejectsWith(assert, db.createResource({ name: 'bad3', attributes: { n: 'string|bogus' } }), 'VALIDATION')
       await rejectsWith(assert, db.createResource({ name: 'bad4', attributes: { n: 5 } }), 'VALIDATION')
       await rejectsWith(assert, db.createResource({ name: 'bad5', attributes: { id: 'string' } }), 'VALIDATION')
@@ -128,7 +167,7 @@ for (const backend of backends) {
       }
     })
 
-    it('counts requests: insert 1 PUT, get 1 GET, update 1 GET + 1 PUT', async () => {
+    it('counts requests: insert 1 PUT, get 1 GET, update 1 GET + 1 PUT, delete 1 HEAD + 1 DELETE', async () => {
       const zero = { get: 0, head: 0, put: 0, copy: 0, delete: 0, list: 0 }
       db.resetStats()
       assert.deepEqual(db.stats(), zero)
@@ -145,7 +184,7 @@ for (const backend of backends) {
       assert.deepEqual(db.stats(), { ...zero, head: 1 })
       db.resetStats()
       await users.delete(rec.id)
-      assert.deepEqual(db.stats(), { ...zero, delete: 1 })
+      assert.deepEqual(db.stats(), { ...zero, head: 1, delete: 1 })
       db.resetStats()
       await users.count()
       assert.deepEqual(db.stats(), { ...zero, list: 1 })
@@ -189,7 +228,7 @@ for (const backend of backends) {
 
     it('10 concurrent updates of different fields all survive', async () => {
       const attributes = {}
-      for (let i = 0; i < 10; i++) attributes[`f${i}`] = 'string'
+      for (let i = 0; i < 10; i++) attributes[`f${i}`] = 'string|optional'
       const wide = await db.createResource({ name: 'wide', attributes })
       const rec = await wide.insert({})
       await Promise.all(
@@ -208,12 +247,26 @@ for (const backend of backends) {
       }
     })
 
-    // S3 trims header values; the engine stores such values in the u: form.
-    it('keeps leading and trailing spaces', async () => {
+    it('trims strings unless |trim:false', async () => {
       const notes = await db.resource('notes')
-      for (const text of [' lead and trail ', '  ', 'tab\t']) {
+      for (const [text, trimmed] of [
+        [' lead and trail ', 'lead and trail'],
+        ['  ', ''],
+        ['tab\t', 'tab'],
+      ]) {
         const rec = await notes.insert({ text })
-        assert.equal((await notes.get(rec.id)).text, text)
+        assert.equal(rec.text, trimmed)
+        assert.equal((await notes.get(rec.id)).text, trimmed)
+      }
+    })
+
+    // S3 trims header values; the engine stores such values in the u: form.
+    it('keeps leading and trailing spaces with |trim:false', async () => {
+      const raw = await db.createResource({ name: 'raw', attributes: { text: 'string|trim:false' } })
+      for (const text of [' lead and trail ', '  ', 'tab\t', '\nline\n']) {
+        const rec = await raw.insert({ text })
+        assert.equal(rec.text, text)
+        assert.equal((await raw.get(rec.id)).text, text)
       }
     })
   })

@@ -1,8 +1,12 @@
 // The ESM entry point's declarations (lib.d.mts): named and default imports.
 import s3db, { Database, NotFoundError, type StoredRecord } from 's3db-rs'
 
-const db: Database = await s3db.Database.connect('memory://types')
-const users = await db.createResource({ name: 'users', attributes: { name: 'string' } })
+import type { Page, ValidationIssue } from 's3db-rs'
+
+const db: Database = await s3db.Database.connect('memory://types', { passphrase: 'pw' })
+const users = await db.createResource({ name: 'users', attributes: { name: 'string' }, timestamps: true })
 const rec: StoredRecord | null = await users.getOrNull('x')
 const isErr: boolean = new Error('x') instanceof NotFoundError
-void [rec, isErr]
+const page: Page = await users.page({ size: 5 })
+const issues: ValidationIssue[] = new s3db.ValidationError('x').details
+void [rec, isErr, page, issues]

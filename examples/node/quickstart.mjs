@@ -9,7 +9,7 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Database, S3dbError } from '../../bindings-node/lib.mjs'
+import { Database, S3dbError, ValidationError } from '../../bindings-node/lib.mjs'
 
 const url = process.argv[2] || process.env.S3DB_URL || `file://${mkdtempSync(join(tmpdir(), 's3db-quickstart-'))}`
 // Never print credentials: show the URL without its user-info part.
@@ -36,19 +36,71 @@ async function main() {
   console.log(`count: ${await users.count()}`)
 
   try {
-    await users.insert({ id: ada.id, name: 'Someone else' })
+    await users.insert({ id: ada.id, name: 'Someone else', email: 'else@example.com' })
   } catch (err) {
     if (!(err instanceof S3dbError)) throw err
     console.log(`duplicate insert refused: ${err.name} (${err.code})`)
+  }
+
+  // The s3db.js data model: typed attributes (required unless |optional), behaviors,
+  // timestamps, partitions.
+  const orders = await db.createResource({
+    name: 'node_orders',
+    attributes: {
+      customer: 'string|min:2',
+      status: 'string',
+      total: 'money',
+      items: { type: 'array', items: 'string' },
+      shipTo: { city: 'string', zip: 'string|optional' },
+      note: 'string|optional',
+    },
+    behavior: 'body-overflow',
+    timestamps: true,
+    partitions: { byStatus: { fields: { status: 'string' } } },
+  })
+  const batch = await orders.insertMany([
+    { customer: 'Ada', status: 'paid', total: 42.5, items: ['loom card', 'gear'], shipTo: { city: 'London' } },
+    { customer: 'Grace', status: 'open', total: 7, items: ['bug'], shipTo: { city: 'Arlington' } },
+    { customer: 'Alan', status: 'paid', total: 99.99, items: ['tape'], shipTo: { city: 'London', zip: 'NW1' } },
+    { customer: 'X', status: 'paid', total: 'lots', items: [], shipTo: { city: 'Nowhere' } },
+  ])
+  for (const item of batch) {
+    console.log(item.error ? `order ${item.index} refused: ${item.error.code}` : `order ${item.index} -> ${item.id}`)
+  }
+  const paid = { partition: 'byStatus', partitionValues: { status: 'paid' } }
+  console.log(`paid orders (one partition listing): ${await orders.count(paid)}`)
+  const london = await orders.query({ 'shipTo.city': 'London', total: { $gte: 50 } })
+  console.log('London orders of 50 or more:', london.map((o) => `${o.customer} ${o.total}`))
+  const first = await orders.page({ size: 2 })
+  console.log(`first page: ${first.items.length} orders, more: ${first.cursor !== null}`)
+
+  // Optimistic concurrency: update only if nobody changed the record since it was read.
+  const id = batch[1].id
+  const { etag } = await orders.getWithEtag(id)
+  const shipped = await orders.updateIf(id, { status: 'shipped' }, etag)
+  console.log(`order ${id}: ${shipped.status}, updated at ${shipped.updatedAt}`)
+  try {
+    await orders.updateIf(id, { status: 'lost' }, etag)
+  } catch (err) {
+    if (!(err instanceof S3dbError)) throw err
+    console.log(`stale update refused: ${err.code}`)
+  }
+
+  // Validation errors list every failed check.
+  try {
+    await orders.insert({ customer: 'Z', status: 'paid', total: 1, items: [1], coupon: 'FREE' })
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err
+    for (const d of err.details) console.log(`  invalid ${d.field}: ${d.rule} (expected ${d.expected}, got ${d.actual})`)
   }
 
   const lock = await db.lock('nightly-report', { ttl: 30, timeout: 5 })
   console.log(`lock ${lock.name}: fencing token ${lock.fencingToken}, holder ${lock.holderId}`)
   await lock.release()
 
-  const orders = db.sequence('orders', { start: 1000 })
-  const ids = [await orders.next(), await orders.next(), await orders.next()]
-  console.log(`sequence ${orders.name}: ${ids.join(', ')} (next: ${await orders.current()})`)
+  const orderNumbers = db.sequence('orders', { start: 1000 })
+  const ids = [await orderNumbers.next(), await orderNumbers.next(), await orderNumbers.next()]
+  console.log(`sequence ${orderNumbers.name}: ${ids.join(', ')} (next: ${await orderNumbers.current()})`)
 
   const s = db.stats()
   console.log(
