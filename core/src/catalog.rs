@@ -89,6 +89,9 @@ pub struct ResourceConfig {
     pub partitions: Value,
     pub paranoid: bool,
     pub id_size: usize,
+    /// s3db.js `idGenerator`: a size, `"incremental"`, `"incremental:1000"`,
+    /// `"incremental:ORD-0001"`, `"incremental:fast"`, or `{type: "incremental", …}`.
+    pub id_generator: Option<Value>,
     /// Passphrase of secret fields (s3db.js `security.passphrase`, default `"secret"`).
     #[serde(skip_serializing)]
     pub passphrase: Option<String>,
@@ -103,6 +106,7 @@ impl std::fmt::Debug for ResourceConfig {
             .field("partitions", &self.partitions)
             .field("paranoid", &self.paranoid)
             .field("id_size", &self.id_size)
+            .field("id_generator", &self.id_generator)
             .field(
                 "passphrase",
                 &self.passphrase.as_ref().map(|_| "<redacted>"),
@@ -120,6 +124,7 @@ impl Default for ResourceConfig {
             partitions: json!({}),
             paranoid: true,
             id_size: crate::ids::DEFAULT_ID_SIZE,
+            id_generator: None,
             passphrase: None,
         }
     }
@@ -246,7 +251,135 @@ impl ResourceConfig {
         }
         crate::schema::check_attributes(&self.stored_attributes())?;
         self.normalized_partitions()?;
+        self.id_config()?;
         Ok(())
+    }
+
+    /// (id size, incremental configuration) from `idSize` and `idGenerator`.
+    pub fn id_config(&self) -> Result<(usize, Option<Incremental>)> {
+        match &self.id_generator {
+            None => Ok((self.id_size, None)),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(size @ 1..=256) => Ok((size as usize, None)),
+                _ => Err(Error::validation(
+                    "idGenerator as a number is an id size between 1 and 256",
+                )),
+            },
+            Some(Value::String(s)) if s == "default" => Ok((self.id_size, None)),
+            Some(v) => Ok((self.id_size, Some(Incremental::parse(v)?))),
+        }
+    }
+}
+
+/// An incremental id generator (s3db.js `idGenerator: "incremental…"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Incremental {
+    pub start: i64,
+    pub increment: i64,
+    pub prefix: String,
+    pub padding: usize,
+    /// Values reserved per compare-and-swap (fast mode when above 1).
+    pub batch_size: u32,
+}
+
+impl Incremental {
+    pub fn parse(v: &Value) -> Result<Incremental> {
+        let bad = |why: &str| Error::validation(format!("idGenerator {v}: {why}"));
+        let mut inc = Incremental {
+            start: 1,
+            increment: 1,
+            prefix: String::new(),
+            padding: 0,
+            batch_size: 1,
+        };
+        match v {
+            Value::String(s) => {
+                let rest = s
+                    .strip_prefix("incremental")
+                    .ok_or_else(|| bad("expected \"incremental[:…]\""))?;
+                let mut rest = rest.strip_prefix(':').unwrap_or(rest);
+                if rest.is_empty() && !s.ends_with("incremental") {
+                    return Err(bad("nothing after ':'"));
+                }
+                if let Some(r) = rest.strip_prefix("fast") {
+                    inc.batch_size = 100;
+                    rest = r.strip_prefix(':').unwrap_or(r);
+                }
+                if !rest.is_empty() {
+                    if let Ok(n) = rest.parse::<i64>() {
+                        inc.start = n;
+                    } else {
+                        let digits_at = rest
+                            .find(|c: char| c.is_ascii_digit())
+                            .ok_or_else(|| bad("expected <int> or <PREFIX><digits>"))?;
+                        let (prefix, digits) = rest.split_at(digits_at);
+                        if prefix.is_empty()
+                            || !prefix
+                                .chars()
+                                .all(|c| c.is_ascii_alphabetic() || c == '-' || c == '_')
+                            || !digits.chars().all(|c| c.is_ascii_digit())
+                        {
+                            return Err(bad("expected <int> or <PREFIX><digits>"));
+                        }
+                        inc.prefix = prefix.to_string();
+                        inc.padding = digits.len();
+                        inc.start = digits.parse().map_err(|_| bad("start out of range"))?;
+                    }
+                }
+            }
+            Value::Object(o) => {
+                if o.get("type").and_then(Value::as_str) != Some("incremental") {
+                    return Err(bad("an object idGenerator needs type: \"incremental\""));
+                }
+                let int = |k: &str| {
+                    o.get(k)
+                        .map(|x| {
+                            x.as_i64()
+                                .ok_or_else(|| bad(&format!("{k} must be an integer")))
+                        })
+                        .transpose()
+                };
+                if let Some(n) = int("start")? {
+                    inc.start = n;
+                }
+                if let Some(n) = int("increment")? {
+                    inc.increment = n;
+                }
+                if let Some(n) = int("padding")? {
+                    inc.padding = usize::try_from(n).map_err(|_| bad("padding must be >= 0"))?;
+                }
+                if let Some(p) = o.get("prefix") {
+                    inc.prefix = p
+                        .as_str()
+                        .ok_or_else(|| bad("prefix must be a string"))?
+                        .to_string();
+                }
+                match o.get("mode").and_then(Value::as_str) {
+                    None | Some("standard") => {}
+                    Some("fast") => inc.batch_size = 100,
+                    Some(other) => return Err(bad(&format!("unknown mode {other:?}"))),
+                }
+                if let Some(n) = int("batchSize")? {
+                    if inc.batch_size > 1 {
+                        inc.batch_size = u32::try_from(n)
+                            .ok()
+                            .filter(|n| *n >= 1)
+                            .ok_or_else(|| bad("batchSize must be >= 1"))?;
+                    }
+                }
+            }
+            _ => return Err(bad("expected a string or an object")),
+        }
+        if inc.increment == 0 {
+            return Err(bad("increment must not be 0"));
+        }
+        crate::ids::validate_name("id prefix", &format!("{}0", inc.prefix))?;
+        Ok(inc)
+    }
+
+    pub fn format(&self, value: i64) -> String {
+        format!("{}{:0>width$}", self.prefix, value, width = self.padding)
     }
 }
 
@@ -272,6 +405,8 @@ pub struct ResourceDef {
     pub paranoid: bool,
     pub id_size: usize,
     pub partitions: Map<String, Value>,
+    /// Incremental ids, restored from the catalog (`incrementalConfig`).
+    pub incremental: Option<Incremental>,
     pub current: String,
     pub schemas: std::collections::HashMap<String, Schema>,
 }
@@ -366,6 +501,13 @@ pub fn resource_def(catalog: &Value, name: &str, passphrase: &str) -> Result<Opt
             .unwrap_or(false),
         paranoid: cur.get("paranoid").and_then(Value::as_bool).unwrap_or(true),
         id_size: cur.get("idSize").and_then(Value::as_u64).unwrap_or(22) as usize,
+        incremental: match cur.get("incrementalConfig") {
+            Some(c) => serde_json::from_value(c.clone()).ok(),
+            None if cur.get("idGenerator").and_then(Value::as_str) == Some("incremental") => {
+                Some(Incremental::parse(&json!("incremental"))?)
+            }
+            None => None,
+        },
         partitions,
         current,
         schemas,
@@ -397,6 +539,7 @@ pub fn define_resource(
         hashed.shift_remove("updatedAt");
     }
     let hash = definition_hash(&Value::Object(hashed), behavior, &partitions);
+    let (id_size, incremental) = config.id_config()?;
 
     let root = catalog
         .as_object_mut()
@@ -427,13 +570,33 @@ pub fn define_resource(
         .or_insert_with(|| json!({}))
         .as_object_mut()
         .ok_or_else(|| Error::corrupt(format!("s3db.json: {name:?} versions is not an object")))?;
+    let stored_incremental = versions
+        .get(&current)
+        .and_then(|v| v.get("incrementalConfig"))
+        .cloned();
+    let wanted_incremental = incremental
+        .as_ref()
+        .map(|i| serde_json::to_value(i).expect("json"));
     if versions
         .get(&current)
         .and_then(|v| v.get("hash"))
         .and_then(Value::as_str)
         == Some(hash.as_str())
     {
-        return Ok(false);
+        // Same definition: only a changed id generator is written (kept in the current version).
+        if stored_incremental == wanted_incremental || wanted_incremental.is_none() {
+            return Ok(false);
+        }
+        let v = versions
+            .get_mut(&current)
+            .and_then(Value::as_object_mut)
+            .expect("current version");
+        v.insert("idGenerator".into(), json!("incremental"));
+        v.insert(
+            "incrementalConfig".into(),
+            wanted_incremental.unwrap_or(Value::Null),
+        );
+        return Ok(true);
     }
     let next_version = if versions.is_empty() {
         "v1".to_string()
@@ -458,11 +621,19 @@ pub fn define_resource(
             "autoDecrypt": true,
             "cache": false,
             "hooks": {},
-            "idSize": config.id_size,
-            "idGenerator": "default",
+            "idSize": id_size,
+            "idGenerator": if incremental.is_some() { "incremental" } else { "default" },
             "createdAt": now,
         }),
     );
+    if let Some(inc) = wanted_incremental {
+        if let Some(v) = versions
+            .get_mut(&next_version)
+            .and_then(Value::as_object_mut)
+        {
+            v.insert("incrementalConfig".into(), inc);
+        }
+    }
     res.insert("currentVersion".into(), json!(next_version));
     res.insert("partitions".into(), partitions);
     update_registry(res, &crate::schema::mapping_order(&attributes), now);

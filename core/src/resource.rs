@@ -71,6 +71,7 @@ pub struct Page {
 pub struct Resource {
     db: Arc<DbInner>,
     def: Arc<ResourceDef>,
+    id_sequence: Option<crate::sequence::Sequence>,
     partitions: Arc<Vec<Partition>>,
     data_prefix: String,
 }
@@ -103,7 +104,17 @@ fn content_of(obj: &Object) -> Option<(Bytes, String)> {
 impl Resource {
     pub(crate) fn new(db: Arc<DbInner>, def: ResourceDef) -> Self {
         let partitions = partitions_of(&def.partitions);
+        let id_sequence = def.incremental.as_ref().and_then(|inc| {
+            let options = crate::SequenceOptions {
+                start: inc.start,
+                increment: inc.increment,
+                batch_size: inc.batch_size,
+            };
+            let key = format!("resource={}/sequence=id/value", def.name);
+            crate::sequence::Sequence::at_key(db.clone(), "id", key, options).ok()
+        });
         Resource {
+            id_sequence,
             data_prefix: format!("resource={}/data/", def.name),
             db,
             def: Arc::new(def),
@@ -243,7 +254,7 @@ impl Resource {
         content: Bytes,
         content_type: &str,
     ) -> Result<Value> {
-        let (id, record) = self.prepare_insert(data)?;
+        let (id, record) = self.prepare_insert(data).await?;
         let key = self.key(&id)?;
         let refs = self.reference_keys(&record, &id)?;
         let (metadata, body, content_type) =
@@ -386,9 +397,21 @@ impl Resource {
         }
     }
 
-    fn prepare_insert(&self, data: Value) -> Result<(String, Map<String, Value>)> {
+    /// The id sequence of an incremental resource (s3db.js `getSequenceValue`).
+    pub fn id_sequence(&self) -> Option<&crate::sequence::Sequence> {
+        self.id_sequence.as_ref()
+    }
+
+    async fn prepare_insert(&self, data: Value) -> Result<(String, Map<String, Value>)> {
         let mut record = object_of(data)?;
-        let id = self.take_id(&mut record)?;
+        let id = match (&self.id_sequence, record.get("id")) {
+            (Some(seq), None | Some(Value::Null)) => {
+                record.shift_remove("id");
+                let inc = self.def.incremental.as_ref().expect("incremental config");
+                inc.format(seq.next().await?)
+            }
+            _ => self.take_id(&mut record)?,
+        };
         validate_name("id", &id)?;
         if self.def.timestamps {
             let now = iso_now();
@@ -403,7 +426,7 @@ impl Resource {
 
     /// Inserts a new record (create-only write), then its partition references.
     pub async fn insert(&self, data: Value) -> Result<Value> {
-        let (id, record) = self.prepare_insert(data)?;
+        let (id, record) = self.prepare_insert(data).await?;
         let key = self.key(&id)?;
         let refs = self.reference_keys(&record, &id)?;
         let (metadata, body, content_type) = self.layout(&record, None)?;
@@ -628,7 +651,7 @@ impl Resource {
     pub async fn replace(&self, id: &str, data: Value) -> Result<Value> {
         let mut data = object_of(data)?;
         data.insert("id".into(), json!(id));
-        let (_, mut record) = self.prepare_insert(Value::Object(data))?;
+        let (_, mut record) = self.prepare_insert(Value::Object(data)).await?;
         let key = self.key(id)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.fetch(id).await?;

@@ -76,6 +76,19 @@ impl Sequence {
         })
     }
 
+    /// A sequence whose value object lives at `key` (a resource's id sequence:
+    /// `resource=<R>/sequence=<field>/value`).
+    pub(crate) fn at_key(
+        db: Arc<DbInner>,
+        name: &str,
+        key: String,
+        options: SequenceOptions,
+    ) -> Result<Sequence> {
+        let mut seq = Sequence::new(db, name, options)?;
+        seq.key = key;
+        Ok(seq)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -596,3 +596,89 @@ async fn binary_content_survives_updates() {
         assert_eq!(files.get("f2").await.unwrap()["name"], "doc");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_ids_in_every_form_survive_reconnect() {
+    for url in backends() {
+        let db = connect(&url).await;
+        let cases = [
+            ("inc-default", json!("incremental"), vec!["1", "2", "3"], 4),
+            (
+                "inc-start",
+                json!("incremental:1000"),
+                vec!["1000", "1001", "1002"],
+                1003,
+            ),
+            (
+                "inc-prefix",
+                json!("incremental:ORD-0001"),
+                vec!["ORD-0001", "ORD-0002", "ORD-0003"],
+                4,
+            ),
+            (
+                "inc-object",
+                json!({"type": "incremental", "start": 10, "increment": 5, "prefix": "INV-", "padding": 6}),
+                vec!["INV-000010", "INV-000015", "INV-000020"],
+                25,
+            ),
+            (
+                "inc-fast",
+                json!({"type": "incremental", "mode": "fast", "batchSize": 50}),
+                vec!["1", "2", "3"],
+                51,
+            ),
+        ];
+        for (name, generator, ids, stored) in cases {
+            let res = db
+                .create_resource_with(
+                    name,
+                    config(json!({"attributes": {"label": "string"}, "idGenerator": generator})),
+                )
+                .await
+                .unwrap();
+            for (i, want) in ids.iter().enumerate() {
+                let r = res
+                    .insert(json!({"label": format!("item {}", i + 1)}))
+                    .await
+                    .unwrap();
+                assert_eq!(r["id"], json!(want), "{url} {name}");
+            }
+            let obj = db
+                .store()
+                .get(&format!("resource={name}/sequence=id/value"))
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&obj.body).unwrap();
+            assert_eq!(
+                (body["value"].clone(), body["name"].clone()),
+                (json!(stored), json!("id")),
+                "{name}"
+            );
+        }
+        // Restored from the catalog on connect: no createResource call needed.
+        let again = Database::connect(&url).await.unwrap();
+        let res = again.resource("inc-prefix").await.unwrap();
+        assert_eq!(
+            res.insert(json!({"label": "after reconnect"}))
+                .await
+                .unwrap()["id"],
+            "ORD-0004"
+        );
+        for bad in [
+            json!("incremental:"),
+            json!("incremental:???"),
+            json!({"type": "uuid"}),
+            json!({"type": "incremental", "increment": 0}),
+            json!(true),
+        ] {
+            let e = db
+                .create_resource_with(
+                    "bad-inc",
+                    config(json!({"attributes": {"label": "string"}, "idGenerator": bad})),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Validation, "{bad}");
+        }
+    }
+}
