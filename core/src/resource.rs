@@ -676,7 +676,11 @@ impl Resource {
 
     /// Inserts, or merges into the existing record of that id.
     pub async fn upsert(&self, data: Value) -> Result<Value> {
-        let id = data.get("id").and_then(Value::as_str).map(str::to_string);
+        let id = match data.get("id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
         match self.insert(data.clone()).await {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 self.update(&id.unwrap_or_default(), data).await

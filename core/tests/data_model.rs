@@ -462,6 +462,9 @@ async fn resource_api_batch_replace_upsert_paranoid_timestamps() {
             (json!("first"), json!(3))
         );
 
+        res.upsert(json!({"id": 42, "name": "numeric"})).await.unwrap();
+        assert_eq!(res.upsert(json!({"id": 42, "qty": 1})).await.unwrap()["name"], "numeric");
+
         let (_, etag) = res.get_with_etag("u").await.unwrap();
         res.update("u", json!({"qty": 4})).await.unwrap();
         assert_eq!(
