@@ -562,6 +562,7 @@ impl Resource {
         match changes.shift_remove("id") {
             None => {}
             Some(Value::String(s)) if s == id => {}
+            Some(Value::Number(n)) if n.to_string() == id => {}
             Some(_) => return Err(Error::validation("id: cannot be changed by update")),
         }
         for _ in 0..MAX_CAS_ATTEMPTS {
