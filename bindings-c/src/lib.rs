@@ -21,9 +21,12 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt;
-use s3db::{Database, Error, Lock, LockOptions, Resource, Sequence, SequenceOptions};
+use s3db::{
+    BatchItem, ConnectOptions, Database, Error, Lock, LockOptions, Resource, ResourceConfig,
+    Sequence, SequenceOptions,
+};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 // ---------------------------------------------------------------------------------------------
@@ -138,10 +141,13 @@ pub type s3db_lock_fn =
 // Errors: statuses and the per-thread message
 // ---------------------------------------------------------------------------------------------
 
-/// An error on its way to C: a status and its message.
+/// An error on its way to C: a status, its message and, for some errors (validation), the
+/// JSON text of structured details.
+#[derive(Debug)]
 struct Fail {
     status: c_int,
     message: String,
+    details: Option<String>,
 }
 
 type FfiResult<T = ()> = Result<T, Fail>;
@@ -151,6 +157,7 @@ impl From<Error> for Fail {
         Fail {
             status: e.kind().status(),
             message: e.message().to_string(),
+            details: e.details().and_then(|d| serde_json::to_string(d).ok()),
         }
     }
 }
@@ -160,6 +167,7 @@ impl Fail {
         Fail {
             status: S3DB_ERR_INVALID_ARGUMENT,
             message: message.into(),
+            details: None,
         }
     }
 
@@ -167,6 +175,7 @@ impl Fail {
         Fail {
             status: S3DB_ERR_INTERNAL,
             message: message.into(),
+            details: None,
         }
     }
 
@@ -180,8 +189,16 @@ impl Fail {
     }
 }
 
+/// The outcome of the last call on a thread.
+#[derive(Default)]
+struct LastError {
+    status: c_int,
+    message: CString,
+    details: Option<CString>,
+}
+
 thread_local! {
-    static LAST_ERROR: RefCell<(c_int, CString)> = RefCell::new((S3DB_OK, CString::default()));
+    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError::default());
 }
 
 /// A C string from Rust text; interior NULs (impossible in JSON output) are escaped.
@@ -193,12 +210,24 @@ fn c_string(text: String) -> CString {
 }
 
 fn set_last_error(status: c_int, message: &str) {
-    let text = c_string(message.to_string());
-    LAST_ERROR.with(|e| *e.borrow_mut() = (status, text));
+    set_last_error_with(status, message, None);
+}
+
+fn set_last_error_with(status: c_int, message: &str, details: Option<&str>) {
+    let last = LastError {
+        status,
+        message: c_string(message.to_string()),
+        details: details.map(|d| c_string(d.to_string())),
+    };
+    LAST_ERROR.with(|e| *e.borrow_mut() = last);
+}
+
+fn record_fail(fail: &Fail) {
+    set_last_error_with(fail.status, &fail.message, fail.details.as_deref());
 }
 
 fn last_error_status() -> c_int {
-    LAST_ERROR.with(|e| e.borrow().0)
+    LAST_ERROR.with(|e| e.borrow().status)
 }
 
 /// Runs the body of an exported function: catches panics and records the outcome as the
@@ -217,7 +246,7 @@ fn ffi_status(body: impl FnOnce() -> FfiResult<c_int>) -> c_int {
         }
         Ok(status) => status,
         Err(fail) => {
-            set_last_error(fail.status, &fail.message);
+            record_fail(&fail);
             fail.status
         }
     }
@@ -298,7 +327,7 @@ where
         };
         match &outcome {
             Ok(_) => set_last_error(S3DB_OK, ""),
-            Err(f) => set_last_error(f.status, &f.message),
+            Err(f) => record_fail(f),
         }
         // A panic in our conversion code must not unwind through the runtime either.
         let _ = catch_unwind(AssertUnwindSafe(|| deliver(outcome)));
@@ -318,7 +347,7 @@ where
         let (status, text) = match outcome.and_then(|v| json_text(&v)) {
             Ok(text) => (S3DB_OK, text),
             Err(f) => {
-                set_last_error(f.status, &f.message);
+                record_fail(&f);
                 (f.status, f.message)
             }
         };
@@ -387,6 +416,44 @@ unsafe fn arg_out_ptr<'a, T>(p: *mut *mut T, what: &str) -> FfiResult<&'a mut *m
     Ok(out)
 }
 
+/// An optional string output: NULL means "not wanted"; otherwise `*p` is set to NULL first.
+unsafe fn arg_opt_out_ptr<'a>(p: *mut *mut c_char) -> Option<&'a mut *mut c_char> {
+    let out = p.as_mut()?;
+    *out = std::ptr::null_mut();
+    Some(out)
+}
+
+/// An optional string argument: NULL is `None`; non-UTF-8 text is still an error.
+unsafe fn arg_opt_str<'a>(p: *const c_char, what: &str) -> FfiResult<Option<&'a str>> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        arg_str(p, what).map(Some)
+    }
+}
+
+/// A JSON array of strings (ids).
+unsafe fn arg_ids(p: *const c_char, what: &str) -> FfiResult<Vec<String>> {
+    serde_json::from_value(arg_json(p, what)?)
+        .map_err(|_| Fail::invalid(format!("{what} must be a JSON array of strings")))
+}
+
+/// A JSON array (of records).
+unsafe fn arg_array(p: *const c_char, what: &str) -> FfiResult<Vec<Value>> {
+    match arg_json(p, what)? {
+        Value::Array(items) => Ok(items),
+        _ => Err(Fail::invalid(format!("{what} must be a JSON array"))),
+    }
+}
+
+/// A JSON object.
+unsafe fn arg_object(p: *const c_char, what: &str) -> FfiResult<Map<String, Value>> {
+    match arg_json(p, what)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(Fail::invalid(format!("{what} must be a JSON object"))),
+    }
+}
+
 fn json_text<T: Serialize + ?Sized>(v: &T) -> FfiResult<String> {
     serde_json::to_string(v).map_err(|e| Fail::internal(format!("cannot encode JSON: {e}")))
 }
@@ -399,6 +466,14 @@ fn give_string(text: String) -> *mut c_char {
 fn give_json<T: Serialize + ?Sized>(out: &mut *mut c_char, v: &T) -> FfiResult {
     *out = give_string(json_text(v)?);
     Ok(())
+}
+
+/// `give_json` for an optional output.
+fn give_opt_json<T: Serialize + ?Sized>(out: Option<&mut *mut c_char>, v: &T) -> FfiResult {
+    match out {
+        Some(out) => give_json(out, v),
+        None => Ok(()),
+    }
 }
 
 fn give_handle<H>(out: &mut *mut H, handle: H) {
@@ -437,14 +512,32 @@ pub extern "C" fn s3db_version() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn s3db_last_error() -> *const c_char {
     LAST_ERROR
-        .try_with(|e| e.borrow().1.as_ptr())
+        .try_with(|e| e.borrow().message.as_ptr())
         .unwrap_or(c"".as_ptr())
 }
 
 /// The status of the last s3db call on this thread (`S3DB_OK` if it succeeded).
 #[no_mangle]
 pub extern "C" fn s3db_last_error_code() -> c_int {
-    LAST_ERROR.try_with(|e| e.borrow().0).unwrap_or(S3DB_OK)
+    LAST_ERROR
+        .try_with(|e| e.borrow().status)
+        .unwrap_or(S3DB_OK)
+}
+
+/// The structured details of the last failed s3db call on this thread as JSON text, or NULL
+/// when it has none (or the last call succeeded). A validation error (`S3DB_ERR_VALIDATION`)
+/// has a JSON array of `{"field","rule","expected","actual"}` objects, one per problem. Valid
+/// until the next s3db call on this thread; copy it to keep it.
+#[no_mangle]
+pub extern "C" fn s3db_last_error_details() -> *const c_char {
+    LAST_ERROR
+        .try_with(|e| {
+            e.borrow()
+                .details
+                .as_ref()
+                .map_or(std::ptr::null(), |d| d.as_ptr())
+        })
+        .unwrap_or(std::ptr::null())
 }
 
 /// The stable name of a status, as in every binding: "OK", "NOT_FOUND", "ALREADY_EXISTS", …,
@@ -498,6 +591,56 @@ pub unsafe extern "C" fn s3db_connect(
     })
 }
 
+/// Connection options of `s3db_connect_with`: a JSON object, e.g. `{"passphrase":"…"}`.
+fn connect_options(options: Option<Value>) -> FfiResult<ConnectOptions> {
+    let mut out = ConnectOptions::default();
+    let map = match options {
+        None | Some(Value::Null) => return Ok(out),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(Fail::invalid("options_json must be a JSON object")),
+    };
+    for (key, value) in map {
+        match (key.as_str(), value) {
+            ("passphrase", Value::String(p)) => out.passphrase = Some(p),
+            ("passphrase", Value::Null) => {}
+            ("passphrase", _) => {
+                return Err(Fail::invalid("options_json: passphrase must be a string"))
+            }
+            (other, _) => {
+                return Err(Fail::invalid(format!(
+                    "options_json: unknown option {other:?} (known: passphrase)"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `s3db_connect` with options: `options_json` is a JSON object, `{"passphrase":"…"}` (the
+/// passphrase of `secret` fields, s3db.js `security.passphrase`; default "secret"), or NULL
+/// for none. Unknown options are `S3DB_ERR_INVALID_ARGUMENT`. On success `*out_db` is a new
+/// handle.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_connect_with(
+    url: *const c_char,
+    options_json: *const c_char,
+    out_db: *mut *mut s3db_database_t,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out_db, "out_db")?;
+        let url = arg_str(url, "url")?;
+        let options = if options_json.is_null() {
+            None
+        } else {
+            Some(arg_json(options_json, "options_json")?)
+        };
+        let options = connect_options(options)?;
+        let db = run(Database::connect_with(url, options))?;
+        give_handle(out, s3db_database_t { db });
+        Ok(())
+    })
+}
+
 /// `s3db_connect` without blocking: returns at once; `callback` receives the new handle.
 #[no_mangle]
 pub unsafe extern "C" fn s3db_connect_async(
@@ -523,8 +666,10 @@ pub unsafe extern "C" fn s3db_database_free(db: *mut s3db_database_t) {
     free_handle(db)
 }
 
-/// Defines (or redefines) a resource. `attributes_json` is a JSON object of rule strings, e.g.
-/// `{"name":"string|required","email":"string"}`. On success `*out_res` is a new handle.
+/// Defines (or redefines) a resource with default options. `attributes_json` is a JSON object
+/// of s3db.js rules, e.g. `{"name":"string|min:2","email":"email|optional"}`: fields are
+/// required unless `|optional`, strings are trimmed unless `|trim:false`, undeclared fields
+/// are refused. On success `*out_res` is a new handle.
 #[no_mangle]
 pub unsafe extern "C" fn s3db_create_resource(
     db: *const s3db_database_t,
@@ -538,6 +683,31 @@ pub unsafe extern "C" fn s3db_create_resource(
         let name = arg_str(name, "name")?;
         let attributes = arg_json(attributes_json, "attributes_json")?;
         let res = run(db.create_resource(name, &attributes))?;
+        give_handle(out, s3db_resource_t { res });
+        Ok(())
+    })
+}
+
+/// Defines (or redefines) a resource from s3db.js `createResource` options, a JSON object
+/// `{"attributes":{…},"behavior":"body-overflow","timestamps":true,"partitions":{…},
+/// "paranoid":false,"idSize":22,"passphrase":"…"}` (every key but `attributes` optional;
+/// `behavior` is one of user-managed (default), enforce-limits, truncate-data, body-overflow,
+/// body-only; `partitions` is `{name:{fields:{path:rule}}}` or an array of field names).
+/// Bad options are `S3DB_ERR_VALIDATION`. On success `*out_res` is a new handle.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_create_resource_with(
+    db: *const s3db_database_t,
+    name: *const c_char,
+    options_json: *const c_char,
+    out_res: *mut *mut s3db_resource_t,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out_res, "out_res")?;
+        let db = &arg_ref(db, "db")?.db;
+        let name = arg_str(name, "name")?;
+        let options = arg_json(options_json, "options_json")?;
+        let config = ResourceConfig::from_json(&options)?;
+        let res = run(db.create_resource_with(name, config))?;
         give_handle(out, s3db_resource_t { res });
         Ok(())
     })
@@ -665,7 +835,8 @@ pub unsafe extern "C" fn s3db_resource_name(
     })
 }
 
-/// Inserts a record (JSON object; `"id"` optional, generated when absent). One PUT.
+/// Inserts a record (JSON object; `"id"` optional, generated when absent), validated against
+/// the resource's attributes (`S3DB_ERR_VALIDATION`, see `s3db_last_error_details`). One PUT.
 /// `out_json` receives the stored record with its id; it may be NULL if not wanted.
 #[no_mangle]
 pub unsafe extern "C" fn s3db_insert(
@@ -810,7 +981,9 @@ pub unsafe extern "C" fn s3db_update_async(
     })
 }
 
-/// Deletes a record (one DELETE); deleting a missing id succeeds.
+/// Deletes a record and its partition references: one HEAD + one conditional DELETE (a GET
+/// instead of the HEAD when the resource has partitions). A missing id is
+/// `S3DB_ERR_NOT_FOUND`.
 #[no_mangle]
 pub unsafe extern "C" fn s3db_delete(res: *const s3db_resource_t, id: *const c_char) -> c_int {
     ffi(|| {
@@ -908,6 +1081,284 @@ pub unsafe extern "C" fn s3db_count_async(
     ffi(|| {
         let res = arg_ref(res, "res")?.res.clone();
         spawn_json(callback, user_data, async move { res.count().await })
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource: the rest of the s3db.js API
+// ---------------------------------------------------------------------------------------------
+
+/// Inserts each record of `items_json` (a JSON array of objects); one failure does not stop
+/// the others. `S3DB_OK` even if some items failed: `out_json` receives a JSON array, one
+/// entry per item in order, `{"index":0,"id":"…","record":{…}}` or
+/// `{"index":1,"id":…,"error":{"code":"VALIDATION","message":"…"}}`; it may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_insert_many(
+    res: *const s3db_resource_t,
+    items_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_opt_out_ptr(out_json);
+        let res = &arg_ref(res, "res")?.res;
+        let items = arg_array(items_json, "items_json")?;
+        let results: Vec<BatchItem> = block_on(res.insert_many(items))?;
+        give_opt_json(out, &results)
+    })
+}
+
+/// The records of the ids in `ids_json` (a JSON array of strings), one GET each:
+/// `{"found":[records in the order asked],"missing":["ids that do not exist"]}`.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_get_many(
+    res: *const s3db_resource_t,
+    ids_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
+        let res = &arg_ref(res, "res")?.res;
+        let ids = arg_ids(ids_json, "ids_json")?;
+        let (found, missing) = run(res.get_many(&ids))?;
+        give_json(out, &json!({"found": found, "missing": missing}))
+    })
+}
+
+/// Replaces the whole record `id` (which must exist: else `S3DB_ERR_NOT_FOUND`) with `json`,
+/// validated as an insert. One GET + one conditional PUT when uncontended. `out_json`
+/// receives the stored record; it may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_replace(
+    res: *const s3db_resource_t,
+    id: *const c_char,
+    json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_opt_out_ptr(out_json);
+        let res = &arg_ref(res, "res")?.res;
+        let id = arg_str(id, "id")?;
+        let data = arg_json(json, "json")?;
+        let stored = run(res.replace(id, data))?;
+        give_opt_json(out, &stored)
+    })
+}
+
+/// Inserts `json`, or merges it into the existing record with its `"id"`. `out_json`
+/// receives the stored record; it may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_upsert(
+    res: *const s3db_resource_t,
+    json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_opt_out_ptr(out_json);
+        let res = &arg_ref(res, "res")?.res;
+        let data = arg_json(json, "json")?;
+        let stored = run(res.upsert(data))?;
+        give_opt_json(out, &stored)
+    })
+}
+
+/// s3db.js `patch`: the same merge as `s3db_update` (dotted keys change one nested field,
+/// `null` removes). `out_json` receives the merged record; it may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_patch(
+    res: *const s3db_resource_t,
+    id: *const c_char,
+    json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_opt_out_ptr(out_json);
+        let res = &arg_ref(res, "res")?.res;
+        let id = arg_str(id, "id")?;
+        let changes = arg_json(json, "json")?;
+        let merged = run(res.patch(id, changes))?;
+        give_opt_json(out, &merged)
+    })
+}
+
+/// The record and its version tag, as JSON `{"record":{…},"etag":"…"}` (one GET); pass the
+/// etag to `s3db_update_if`.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_get_with_etag(
+    res: *const s3db_resource_t,
+    id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
+        let res = &arg_ref(res, "res")?.res;
+        let id = arg_str(id, "id")?;
+        let (record, etag) = run(res.get_with_etag(id))?;
+        give_json(out, &json!({"record": record, "etag": etag}))
+    })
+}
+
+/// `s3db_update`, applied only if the record still has version tag `etag` (from
+/// `s3db_get_with_etag`); otherwise `S3DB_ERR_PRECONDITION_FAILED` and nothing is written.
+/// `out_json` receives the merged record; it may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_update_if(
+    res: *const s3db_resource_t,
+    id: *const c_char,
+    json: *const c_char,
+    etag: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_opt_out_ptr(out_json);
+        let res = &arg_ref(res, "res")?.res;
+        let id = arg_str(id, "id")?;
+        let changes = arg_json(json, "json")?;
+        let etag = arg_str(etag, "etag")?;
+        let merged = run(res.update_if(id, changes, etag))?;
+        give_opt_json(out, &merged)
+    })
+}
+
+/// Deletes each id of `ids_json` (a JSON array of strings). `S3DB_OK` even if some failed:
+/// `out_json` receives a JSON array, one entry per id in order, `{"index":0,"id":"…"}` or
+/// `{"index":1,"id":"…","error":{"code":"NOT_FOUND","message":"…"}}`; it may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_delete_many(
+    res: *const s3db_resource_t,
+    ids_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_opt_out_ptr(out_json);
+        let res = &arg_ref(res, "res")?.res;
+        let ids = arg_ids(ids_json, "ids_json")?;
+        let results = block_on(res.delete_many(&ids))?;
+        give_opt_json(out, &results)
+    })
+}
+
+/// Deletes every record and partition reference of the resource; `*deleted` (may be NULL)
+/// receives the number of records. Refused for paranoid resources (the default: define the
+/// resource with `"paranoid":false`) with `S3DB_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_delete_all(res: *const s3db_resource_t, deleted: *mut u64) -> c_int {
+    ffi(|| {
+        if let Some(d) = deleted.as_mut() {
+            *d = 0;
+        }
+        let res = &arg_ref(res, "res")?.res;
+        let n = run(res.delete_all())?;
+        if let Some(d) = deleted.as_mut() {
+            *d = n;
+        }
+        Ok(())
+    })
+}
+
+/// One page of at most `size` records (1 to 1000): one LIST plus a GET per record.
+/// `cursor` is NULL for the first page, else the cursor of the previous one. `out_json`
+/// receives `{"items":[…],"cursor":"…"}`, `cursor` being null on the last page.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_page(
+    res: *const s3db_resource_t,
+    size: usize,
+    cursor: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
+        let res = &arg_ref(res, "res")?.res;
+        let cursor = arg_opt_str(cursor, "cursor")?;
+        give_json(out, &run(res.page(size, cursor))?)
+    })
+}
+
+/// The records matching `filter_json`, a JSON object such as
+/// `{"status":"paid","amount":{"$gte":10},"address.city":{"$in":["Lisbon","Porto"]}}`
+/// (operators `$eq $ne $gt $gte $lt $lte $in $nin $exists`; dotted paths), as a JSON array.
+/// Lists through the best-matching partition when the equalities fix its fields.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_query(
+    res: *const s3db_resource_t,
+    filter_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
+        let res = &arg_ref(res, "res")?.res;
+        let filter = arg_json(filter_json, "filter_json")?;
+        give_json(out, &run(res.query(&filter))?)
+    })
+}
+
+/// The records of one partition (`values_json` is a JSON object of its field values, e.g.
+/// `{"country":"PT"}`), as a JSON array. An unknown partition is `S3DB_ERR_NOT_FOUND`.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_list_partition(
+    res: *const s3db_resource_t,
+    partition: *const c_char,
+    values_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
+        let res = &arg_ref(res, "res")?.res;
+        let partition = arg_str(partition, "partition")?;
+        let values = arg_object(values_json, "values_json")?;
+        give_json(out, &run(res.list_in(Some((partition, &values))))?)
+    })
+}
+
+/// The ids of one partition's records (as `s3db_list_partition`), as a JSON array of strings.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_list_ids_partition(
+    res: *const s3db_resource_t,
+    partition: *const c_char,
+    values_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out_ptr(out_json, "out_json")?;
+        let res = &arg_ref(res, "res")?.res;
+        let partition = arg_str(partition, "partition")?;
+        let values = arg_object(values_json, "values_json")?;
+        give_json(out, &run(res.list_ids_in(Some((partition, &values))))?)
+    })
+}
+
+/// The number of one partition's records (LIST requests only); see `s3db_list_partition`.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_count_partition(
+    res: *const s3db_resource_t,
+    partition: *const c_char,
+    values_json: *const c_char,
+    out: *mut u64,
+) -> c_int {
+    ffi(|| {
+        let out = arg_out(out, "out")?;
+        let res = &arg_ref(res, "res")?.res;
+        let partition = arg_str(partition, "partition")?;
+        let values = arg_object(values_json, "values_json")?;
+        *out = run(res.count_in(Some((partition, &values))))?;
+        Ok(())
+    })
+}
+
+/// Rebuilds the references of one partition (or of all when `partition` is NULL) from the
+/// records: writes the missing ones, deletes the stale ones. `out_json` receives
+/// `{"written":n,"deleted":n}`; it may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn s3db_reindex(
+    res: *const s3db_resource_t,
+    partition: *const c_char,
+    out_json: *mut *mut c_char,
+) -> c_int {
+    ffi(|| {
+        let out = arg_opt_out_ptr(out_json);
+        let res = &arg_ref(res, "res")?.res;
+        let partition = arg_opt_str(partition, "partition")?;
+        let (written, deleted) = run(res.reindex(partition))?;
+        give_opt_json(out, &json!({"written": written, "deleted": deleted}))
     })
 }
 
@@ -1289,6 +1740,74 @@ mod tests {
             assert_eq!(n, 1);
             s3db_resource_free(res);
             s3db_database_free(db);
+        }
+    }
+
+    fn last_error_details() -> Option<Value> {
+        let p = s3db_last_error_details();
+        (!p.is_null()).then(|| {
+            let text = unsafe { CStr::from_ptr(p) }.to_str().unwrap();
+            serde_json::from_str(text).unwrap()
+        })
+    }
+
+    #[test]
+    fn validation_details_name_the_field() {
+        unsafe {
+            let mut db = std::ptr::null_mut();
+            let options = cr#"{"passphrase":"unit"}"#;
+            assert_eq!(
+                s3db_connect_with(
+                    c"memory://c-unit-details".as_ptr(),
+                    options.as_ptr(),
+                    &mut db
+                ),
+                S3DB_OK
+            );
+            let mut res = std::ptr::null_mut();
+            let config = cr#"{"attributes":{"name":"string|min:3"},"paranoid":false}"#;
+            assert_eq!(
+                s3db_create_resource_with(db, c"v".as_ptr(), config.as_ptr(), &mut res),
+                S3DB_OK
+            );
+            let mut out = std::ptr::null_mut();
+            assert_eq!(
+                s3db_insert(res, cr#"{"name":"ab","x":1}"#.as_ptr(), &mut out),
+                S3DB_ERR_VALIDATION
+            );
+            let details = last_error_details().expect("details");
+            let fields: Vec<&str> = details
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["field"].as_str().unwrap())
+                .collect();
+            assert!(
+                fields.contains(&"name") && fields.contains(&"x"),
+                "{details}"
+            );
+            assert_eq!(
+                s3db_get(res, c"nope".as_ptr(), &mut out),
+                S3DB_ERR_NOT_FOUND
+            );
+            assert_eq!(last_error_details(), None);
+            let mut deleted = 9u64;
+            assert_eq!(s3db_delete_all(res, &mut deleted), S3DB_OK);
+            assert_eq!(deleted, 0);
+            assert_eq!(last_error_details(), None);
+            s3db_resource_free(res);
+            s3db_database_free(db);
+        }
+    }
+
+    #[test]
+    fn connect_options_are_checked() {
+        assert!(connect_options(None).unwrap().passphrase.is_none());
+        let p = connect_options(Some(json!({"passphrase": "p"}))).unwrap();
+        assert_eq!(p.passphrase.as_deref(), Some("p"));
+        for bad in [json!([]), json!({"passphrase": 1}), json!({"other": "x"})] {
+            let fail = connect_options(Some(bad)).err().unwrap();
+            assert_eq!(fail.status, S3DB_ERR_INVALID_ARGUMENT);
         }
     }
 }

@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
   print_url(url);
 
   s3db_resource_t *users = NULL;
-  TRY(s3db_create_resource(db, "users", "{\"name\":\"string|required\",\"email\":\"string\"}",
+  TRY(s3db_create_resource(db, "users", "{\"name\":\"string|required\",\"email\":\"string|optional\"}",
                            &users));
 
   /* Records are JSON text in and out; returned strings are freed with s3db_string_free. */

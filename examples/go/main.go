@@ -46,7 +46,7 @@ func run() error {
 	// Never print credentials: hide the user-info part of the URL.
 	fmt.Println("[go] connected to", regexp.MustCompile(`//[^/@]*@`).ReplaceAllString(url, "//***@"))
 
-	users, err := db.CreateResource("users", map[string]string{"name": "string|required", "email": "string"})
+	users, err := db.CreateResource("users", map[string]string{"name": "string|required", "email": "string|optional"})
 	if err != nil {
 		return err
 	}

@@ -180,6 +180,12 @@ static void on_json_then_count(void *user_data, int status, const char *result) 
   waiter_finish(w, status, result, NULL);
 }
 
+/* Keeps s3db_last_error_details() of the runtime thread the callback runs on, in handle. */
+static void on_json_details(void *user_data, int status, const char *result) {
+  const char *details = s3db_last_error_details();
+  waiter_finish(user_data, status, result, details ? strdup(details) : NULL);
+}
+
 static void on_db(void *user_data, int status, s3db_database_t *db, const char *error) {
   waiter_finish(user_data, status, error, db);
 }
@@ -349,10 +355,34 @@ static void test_records(const char *url, s3db_database_t *db, s3db_resource_t *
   /* generated id, no output wanted */
   EXPECT_OK(s3db_insert(res, "{\"name\":\"Grace\"}", NULL));
 
-  /* validation */
+  /* validation: fields are required unless |optional; a failure names the field */
   EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "{\"email\":\"nobody@example.com\"}", &out));
+  CHECK(out == NULL);
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"name\"");
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"rule\":\"required\"");
   EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "[1,2]", &out));
   EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "{\"name\":42}", &out));
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"name\"");
+  /* undeclared fields are refused */
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "{\"name\":\"X\",\"age\":3}", &out));
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"age\"");
+  /* the strings "null" and "undefined" would read back as null in s3db.js: refused */
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "{\"name\":\"null\"}", &out));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "{\"name\":\"undefined\"}", &out));
+  /* a successful call clears the details; errors without details have none */
+  EXPECT_OK(s3db_get(res, "u1", &out));
+  s3db_string_free(out);
+  CHECK(s3db_last_error_details() == NULL);
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_get(res, "missing", &out));
+  CHECK(s3db_last_error_details() == NULL);
+  EXPECT_OK(s3db_count(res, &n));
+  EXPECT_U64(n, 2);
+
+  /* strings are trimmed */
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"trim\",\"name\":\"  Trim  \"}", &out));
+  EXPECT_STR(out, "{\"id\":\"trim\",\"name\":\"Trim\"}");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_delete(res, "trim"));
 
   /* get = 1 GET */
   EXPECT_OK(s3db_reset_stats(db));
@@ -420,13 +450,14 @@ static void test_records(const char *url, s3db_database_t *db, s3db_resource_t *
   EXPECT_U64(n, 2);
   EXPECT_REQUESTS(db, 0, 0, 0, 0, 0, 1);
 
-  /* delete = 1 DELETE; deleting a missing id succeeds */
+  /* delete = 1 HEAD + 1 DELETE; deleting a missing id is NOT_FOUND */
   EXPECT_OK(s3db_insert(res, "{\"id\":\"gone\",\"name\":\"Temp\"}", NULL));
   EXPECT_OK(s3db_reset_stats(db));
   EXPECT_OK(s3db_delete(res, "gone"));
-  EXPECT_REQUESTS(db, 0, 0, 0, 0, 1, 0);
+  EXPECT_REQUESTS(db, 0, 1, 0, 0, 1, 0);
   EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_get(res, "gone", &out));
-  EXPECT_OK(s3db_delete(res, "gone"));
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_delete(res, "gone"));
+  EXPECT_CONTAINS(s3db_last_error(), "gone");
   EXPECT_OK(s3db_count(res, &n));
   EXPECT_U64(n, 2);
 
@@ -652,6 +683,14 @@ static void test_async(const char *url, s3db_database_t *db, s3db_resource_t *re
   EXPECT_CONTAINS(w.text, "already exists");
   waiter_destroy(&w);
 
+  /* a validation error's details are readable from the callback */
+  waiter_init(&w);
+  EXPECT_OK(s3db_insert_async(res, "{\"email\":\"x@example.com\"}", on_json_details, &w));
+  EXPECT_CALLBACK(&w, S3DB_ERR_VALIDATION);
+  EXPECT_CONTAINS((const char *)w.handle, "\"field\":\"name\"");
+  free(w.handle);
+  waiter_destroy(&w);
+
   /* get, get missing */
   waiter_init(&w);
   EXPECT_OK(s3db_get_async(res, "async1", on_json, &w));
@@ -730,6 +769,553 @@ static void test_async(const char *url, s3db_database_t *db, s3db_resource_t *re
   s3db_lock_free(lock);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The s3db.js data model                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Occurrences of needle in text. */
+static int count_of(const char *text, const char *needle) {
+  int n = 0;
+  size_t len = strlen(needle);
+  for (const char *p = text ? strstr(text, needle) : NULL; p != NULL; p = strstr(p + len, needle))
+    n++;
+  return n;
+}
+
+/* The value of the first "key":"…" string in JSON text, unescaped (\" and \\ only) into buf
+ * ("" if absent). */
+static const char *json_string_field(const char *json, const char *key, char *buf, size_t size) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "\"%s\":\"", key);
+  const char *p = json ? strstr(json, pattern) : NULL;
+  size_t n = 0;
+  if (p != NULL) {
+    for (p += strlen(pattern); *p != '\0' && *p != '"' && n + 1 < size; p++) {
+      if (*p == '\\' && p[1] != '\0') p++;
+      buf[n++] = *p;
+    }
+  }
+  buf[n] = '\0';
+  return buf;
+}
+
+static void test_data_model_arguments(s3db_database_t *db, s3db_resource_t *res) {
+  const char *bad = "\xff\xfe";
+  char *out = (char *)1;
+  s3db_database_t *out_db = (s3db_database_t *)1;
+  s3db_resource_t *out_res = (s3db_resource_t *)1;
+  uint64_t n = 7;
+
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect_with(NULL, "{}", &out_db));
+  CHECK(out_db == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect_with("memory://x", "{}", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect_with("memory://x", bad, &out_db));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect_with("memory://x", "{", &out_db));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_connect_with("memory://x", "[]", &out_db));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_connect_with("memory://x", "{\"passphrase\":5}", &out_db));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_connect_with("memory://x", "{\"passfrase\":\"p\"}", &out_db));
+  EXPECT_CONTAINS(s3db_last_error(), "passfrase");
+  CHECK(out_db == NULL);
+
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_create_resource_with(NULL, "x", "{}", &out_res));
+  CHECK(out_res == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_create_resource_with(db, NULL, "{}", &out_res));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_create_resource_with(db, "x", NULL, &out_res));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_create_resource_with(db, "x", "{", &out_res));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_create_resource_with(db, "x", "{}", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_create_resource_with(db, bad, "{}", &out_res));
+
+  out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert_many(NULL, "[]", &out));
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert_many(res, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_insert_many(res, "{\"name\":\"x\"}", &out));
+  EXPECT_CONTAINS(s3db_last_error(), "array");
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get_many(res, "[1]", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get_many(res, "\"u1\"", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get_many(res, "[]", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_replace(res, NULL, "{}", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_replace(res, "u1", bad, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_upsert(res, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_patch(res, "u1", "{", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get_with_etag(res, "u1", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_get_with_etag(res, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_update_if(res, "u1", "{}", NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_update_if(res, "u1", "{}", bad, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_delete_many(res, "[null]", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_delete_many(NULL, "[]", NULL));
+  n = 7;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_delete_all(NULL, &n));
+  EXPECT_U64(n, 0);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_page(res, 10, NULL, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_page(res, 10, bad, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_page(res, 0, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_page(res, 1001, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_page(res, 10, "not-a-cursor", &out));
+  EXPECT_CONTAINS(s3db_last_error(), "cursor");
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_query(res, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_query(res, "[]", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_query(res, "{\"name\":{\"$like\":\"A\"}}", &out));
+  EXPECT_CONTAINS(s3db_last_error(), "$like");
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_query(res, "{\"name\":{\"$in\":\"A\"}}", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_query(res, "{}", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_list_partition(res, NULL, "{}", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_list_partition(res, "p", "[]", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_list_partition(res, "p", NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_list_ids_partition(res, "p", "{}", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_count_partition(res, "p", "{}", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_count_partition(res, bad, "{}", &n));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_reindex(NULL, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_reindex(res, bad, &out));
+  CHECK(out == NULL);
+  CHECK(s3db_last_error_details() == NULL);
+}
+
+/* create_resource_with, insert_many, get_many, replace, upsert, patch, delete_many, delete_all */
+static void test_batches(s3db_database_t *db) {
+  s3db_resource_t *res = (s3db_resource_t *)1, *paranoid = NULL;
+  char *out = NULL;
+  uint64_t n = 0;
+
+  /* bad options are VALIDATION errors */
+  EXPECT_STATUS(S3DB_ERR_VALIDATION,
+                s3db_create_resource_with(db, "bad", "{\"attributes\":{},\"behavior\":\"nope\"}", &res));
+  CHECK(res == NULL);
+  EXPECT_CONTAINS(s3db_last_error(), "nope");
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_create_resource_with(db, "bad", "[]", &res));
+
+  EXPECT_OK(s3db_create_resource_with(
+      db, "items",
+      "{\"attributes\":{\"name\":\"string|min:2\",\"qty\":\"number|integer:true|optional\","
+      "\"meta\":{\"color\":\"string|optional\",\"size\":\"string|optional\"}},"
+      "\"paranoid\":false}",
+      &res));
+  CHECK(res != NULL);
+  EXPECT_OK(s3db_create_resource_with(db, "keep", "{\"attributes\":{\"name\":\"string\"}}",
+                                      &paranoid));
+
+  /* insert_many: each item on its own; a failure does not stop the others */
+  EXPECT_OK(s3db_insert_many(
+      res, "[{\"id\":\"a\",\"name\":\"Apple\",\"qty\":1},{\"id\":\"b\",\"name\":\"B\"},"
+           "{\"id\":\"c\",\"name\":\"Cherry\",\"meta\":{\"color\":\"red\"}},{\"name\":\"Date\"}]",
+      &out));
+  EXPECT_CONTAINS(out, "{\"index\":0,\"id\":\"a\",\"record\":{\"id\":\"a\",\"name\":\"Apple\",\"qty\":1}}");
+  EXPECT_CONTAINS(out, "{\"index\":1,\"id\":\"b\",\"error\":{\"code\":\"VALIDATION\",");
+  EXPECT_CONTAINS(out, "{\"index\":2,\"id\":\"c\",\"record\":");
+  EXPECT_CONTAINS(out, "{\"index\":3,\"id\":\"");
+  EXPECT_U64(count_of(out, "\"index\":"), 4);
+  EXPECT_U64(count_of(out, "\"error\":"), 1);
+  s3db_string_free(out);
+  EXPECT_OK(s3db_count(res, &n));
+  EXPECT_U64(n, 3);
+  EXPECT_OK(s3db_insert_many(res, "[{\"id\":\"a\",\"name\":\"Again\"}]", NULL));
+  EXPECT_OK(s3db_insert_many(res, "[{\"id\":\"a\",\"name\":\"Again\"}]", &out));
+  EXPECT_CONTAINS(out, "\"code\":\"ALREADY_EXISTS\"");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_insert_many(res, "[]", &out));
+  EXPECT_STR(out, "[]");
+  s3db_string_free(out);
+
+  /* get_many: found in the order asked, missing ids apart; one GET per id */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_get_many(res, "[\"c\",\"nope\",\"a\"]", &out));
+  EXPECT_REQUESTS(db, 3, 0, 0, 0, 0, 0);
+  CHECK(out != NULL && strncmp(out, "{\"found\":[{\"id\":\"c\"", 19) == 0);
+  EXPECT_CONTAINS(out, "{\"id\":\"a\",\"name\":\"Apple\",\"qty\":1}],\"missing\":[\"nope\"]}");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_get_many(res, "[]", &out));
+  EXPECT_STR(out, "{\"found\":[],\"missing\":[]}");
+  s3db_string_free(out);
+
+  /* replace: the whole record (fields not given are gone); the id must exist */
+  EXPECT_OK(s3db_replace(res, "c", "{\"name\":\"Cranberry\"}", &out));
+  EXPECT_STR(out, "{\"id\":\"c\",\"name\":\"Cranberry\"}");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_get(res, "c", &out));
+  EXPECT_STR(out, "{\"id\":\"c\",\"name\":\"Cranberry\"}");
+  s3db_string_free(out);
+  out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_replace(res, "nope", "{\"name\":\"Nope\"}", &out));
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_replace(res, "c", "{\"qty\":2}", &out));
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"name\"");
+  EXPECT_OK(s3db_replace(res, "c", "{\"name\":\"Cherry\",\"qty\":5}", NULL));
+
+  /* upsert: inserts a new id, merges into an existing one */
+  EXPECT_OK(s3db_upsert(res, "{\"id\":\"e\",\"name\":\"Elderberry\"}", &out));
+  EXPECT_STR(out, "{\"id\":\"e\",\"name\":\"Elderberry\"}");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_upsert(res, "{\"id\":\"e\",\"qty\":9}", &out));
+  EXPECT_STR(out, "{\"id\":\"e\",\"name\":\"Elderberry\",\"qty\":9}");
+  s3db_string_free(out);
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_upsert(res, "{\"id\":\"f\",\"qty\":1}", &out));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_upsert(res, "{\"id\":\"e\",\"qty\":1.5}", &out));
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"qty\"");
+
+  /* patch: dotted keys change one nested field and keep its siblings; null removes */
+  EXPECT_OK(s3db_patch(res, "a", "{\"meta\":{\"color\":\"green\",\"size\":\"L\"}}", NULL));
+  EXPECT_OK(s3db_patch(res, "a", "{\"meta.size\":\"XL\",\"qty\":null}", &out));
+  EXPECT_STR(out, "{\"id\":\"a\",\"name\":\"Apple\",\"meta\":{\"color\":\"green\",\"size\":\"XL\"}}");
+  s3db_string_free(out);
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_patch(res, "nope", "{\"qty\":1}", &out));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_patch(res, "a", "{\"name\":\"A\"}", &out));
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"name\"");
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"rule\":\"min\"");
+
+  /* delete_many: each id on its own; a missing one is reported, not fatal */
+  EXPECT_OK(s3db_delete_many(res, "[\"e\",\"nope\"]", &out));
+  EXPECT_STR(out, "[{\"index\":0,\"id\":\"e\"},{\"index\":1,\"id\":\"nope\",\"error\":{\"code\":"
+                  "\"NOT_FOUND\",\"message\":\"not found: items record \\\"nope\\\"\"}}]");
+  s3db_string_free(out);
+  bool flag = true;
+  EXPECT_OK(s3db_exists(res, "e", &flag));
+  CHECK(!flag);
+  EXPECT_OK(s3db_count(res, &n));
+  EXPECT_U64(n, 3);
+
+  /* delete_all: refused when paranoid (the default), else every record goes */
+  EXPECT_OK(s3db_insert(paranoid, "{\"id\":\"k\",\"name\":\"Kept\"}", NULL));
+  n = 7;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_delete_all(paranoid, &n));
+  EXPECT_CONTAINS(s3db_last_error(), "paranoid");
+  EXPECT_U64(n, 0);
+  EXPECT_OK(s3db_count(paranoid, &n));
+  EXPECT_U64(n, 1);
+  EXPECT_OK(s3db_delete_all(res, &n));
+  EXPECT_U64(n, 3);
+  EXPECT_OK(s3db_count(res, &n));
+  EXPECT_U64(n, 0);
+  EXPECT_OK(s3db_delete_all(res, NULL));
+  EXPECT_OK(s3db_count(paranoid, &n));
+  EXPECT_U64(n, 1);
+
+  s3db_resource_free(paranoid);
+  s3db_resource_free(res);
+}
+
+/* get_with_etag / update_if: optimistic concurrency */
+static void test_etags(s3db_database_t *db, s3db_resource_t *res) {
+  char *out = NULL, *stale_out = NULL, etag[256], etag2[256];
+
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"v\",\"name\":\"Versioned\"}", NULL));
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_get_with_etag(res, "v", &out));
+  EXPECT_REQUESTS(db, 1, 0, 0, 0, 0, 0);
+  CHECK(out != NULL && strncmp(out, "{\"record\":{\"id\":\"v\",\"name\":\"Versioned\"},\"etag\":\"", 48) == 0);
+  json_string_field(out, "etag", etag, sizeof etag);
+  CHECK(strlen(etag) > 0);
+  s3db_string_free(out);
+
+  /* the right etag: applied (1 GET + 1 conditional PUT) */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_update_if(res, "v", "{\"email\":\"v1@example.com\"}", etag, &out));
+  EXPECT_REQUESTS(db, 1, 0, 1, 0, 0, 0);
+  EXPECT_STR(out, "{\"id\":\"v\",\"name\":\"Versioned\",\"email\":\"v1@example.com\"}");
+  s3db_string_free(out);
+
+  /* the old etag again: PRECONDITION_FAILED, nothing written */
+  stale_out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_PRECONDITION_FAILED,
+                s3db_update_if(res, "v", "{\"email\":\"stale@example.com\"}", etag, &stale_out));
+  CHECK(stale_out == NULL);
+  EXPECT_U64(s3db_last_error_code(), S3DB_ERR_PRECONDITION_FAILED);
+  EXPECT_OK(s3db_get_with_etag(res, "v", &out));
+  EXPECT_CONTAINS(out, "\"email\":\"v1@example.com\"");
+  json_string_field(out, "etag", etag2, sizeof etag2);
+  CHECK(strcmp(etag, etag2) != 0);
+  s3db_string_free(out);
+
+  /* a plain update in between makes the etag stale too */
+  EXPECT_OK(s3db_update(res, "v", "{\"email\":\"v2@example.com\"}", NULL));
+  EXPECT_STATUS(S3DB_ERR_PRECONDITION_FAILED,
+                s3db_update_if(res, "v", "{\"email\":\"v3@example.com\"}", etag2, NULL));
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_get_with_etag(res, "nope", &out));
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_update_if(res, "nope", "{}", etag2, NULL));
+  EXPECT_OK(s3db_delete(res, "v"));
+}
+
+/* page, query, partitions, reindex */
+static void test_listing(s3db_database_t *db) {
+  s3db_resource_t *res = NULL, *redefined = NULL;
+  char *out = NULL, cursor[1024];
+  uint64_t n = 0;
+
+  EXPECT_OK(s3db_create_resource_with(
+      db, "people",
+      "{\"attributes\":{\"name\":\"string\",\"country\":\"string\",\"age\":\"number\","
+      "\"address\":{\"city\":\"string|optional\"}},"
+      "\"partitions\":{\"byCountry\":{\"fields\":{\"country\":\"string\"}}}}",
+      &res));
+  if (res == NULL) return;
+  EXPECT_OK(s3db_insert_many(
+      res,
+      "[{\"id\":\"p1\",\"name\":\"Ana\",\"country\":\"PT\",\"age\":31,\"address\":{\"city\":\"Porto\"}},"
+      "{\"id\":\"p2\",\"name\":\"Bruno\",\"country\":\"PT\",\"age\":25,\"address\":{\"city\":\"Lisbon\"}},"
+      "{\"id\":\"p3\",\"name\":\"Carla\",\"country\":\"BR\",\"age\":40},"
+      "{\"id\":\"p4\",\"name\":\"Dan\",\"country\":\"US\",\"age\":19},"
+      "{\"id\":\"p5\",\"name\":\"Eva\",\"country\":\"BR\",\"age\":52}]",
+      &out));
+  EXPECT_U64(count_of(out, "\"error\""), 0);
+  s3db_string_free(out);
+
+  /* partitions: count (LIST only), list, list ids */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_count_partition(res, "byCountry", "{\"country\":\"PT\"}", &n));
+  EXPECT_U64(n, 2);
+  EXPECT_REQUESTS(db, 0, 0, 0, 0, 0, 1);
+  EXPECT_OK(s3db_count_partition(res, "byCountry", "{\"country\":\"BR\"}", &n));
+  EXPECT_U64(n, 2);
+  EXPECT_OK(s3db_count_partition(res, "byCountry", "{\"country\":\"FR\"}", &n));
+  EXPECT_U64(n, 0);
+  EXPECT_OK(s3db_count_partition(res, "byCountry", "{}", &n));
+  EXPECT_U64(n, 5);
+  EXPECT_OK(s3db_list_partition(res, "byCountry", "{\"country\":\"BR\"}", &out));
+  EXPECT_U64(count_of(out, "\"country\":\"BR\""), 2);
+  EXPECT_U64(count_of(out, "\"id\":"), 2);
+  EXPECT_CONTAINS(out, "\"name\":\"Carla\"");
+  EXPECT_CONTAINS(out, "\"name\":\"Eva\"");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_list_ids_partition(res, "byCountry", "{\"country\":\"PT\"}", &out));
+  EXPECT_STR(out, "[\"p1\",\"p2\"]");
+  s3db_string_free(out);
+  n = 7;
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_count_partition(res, "byAge", "{}", &n));
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_list_partition(res, "byAge", "{}", &out));
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_count_partition(res, "byCountry", "{\"country\":\"a/b\"}", &n));
+
+  /* an update moves the record's partition reference */
+  EXPECT_OK(s3db_update(res, "p4", "{\"country\":\"PT\"}", NULL));
+  EXPECT_OK(s3db_count_partition(res, "byCountry", "{\"country\":\"PT\"}", &n));
+  EXPECT_U64(n, 3);
+  EXPECT_OK(s3db_count_partition(res, "byCountry", "{\"country\":\"US\"}", &n));
+  EXPECT_U64(n, 0);
+  /* and a delete removes it (a GET instead of a HEAD, to find the references) */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_delete(res, "p4"));
+  {
+    s3db_stats_t s = {0};
+    EXPECT_OK(s3db_request_stats(db, &s));
+    EXPECT_U64(s.get, 1);
+    EXPECT_U64(s.head, 0);
+    CHECK(s.delete_ >= 2);
+  }
+  EXPECT_OK(s3db_count_partition(res, "byCountry", "{\"country\":\"PT\"}", &n));
+  EXPECT_U64(n, 2);
+
+  /* query: operators, dotted paths; equalities use the partition */
+  EXPECT_OK(s3db_query(res, "{\"age\":{\"$gte\":31}}", &out));
+  EXPECT_U64(count_of(out, "\"id\":"), 3);
+  EXPECT_CONTAINS(out, "\"id\":\"p1\"");
+  EXPECT_CONTAINS(out, "\"id\":\"p3\"");
+  EXPECT_CONTAINS(out, "\"id\":\"p5\"");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_query(res, "{\"country\":\"PT\",\"age\":{\"$lt\":30}}", &out));
+  EXPECT_STR(out, "[{\"id\":\"p2\",\"name\":\"Bruno\",\"country\":\"PT\",\"age\":25,"
+                  "\"address\":{\"city\":\"Lisbon\"}}]");
+  s3db_string_free(out);
+  EXPECT_REQUESTS(db, 2, 0, 0, 0, 0, 1); /* the PT partition only: 1 LIST + 2 GET */
+  EXPECT_OK(s3db_query(res, "{\"address.city\":{\"$in\":[\"Porto\",\"Faro\"]}}", &out));
+  EXPECT_U64(count_of(out, "\"id\":"), 1);
+  EXPECT_CONTAINS(out, "\"id\":\"p1\"");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_query(res, "{\"address\":{\"$exists\":false},\"name\":{\"$ne\":\"Eva\"}}", &out));
+  EXPECT_STR(out, "[{\"id\":\"p3\",\"name\":\"Carla\",\"country\":\"BR\",\"age\":40}]");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_query(res, "{\"country\":{\"$nin\":[\"PT\",\"BR\"]}}", &out));
+  EXPECT_STR(out, "[]");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_query(res, "{}", &out));
+  EXPECT_U64(count_of(out, "\"id\":"), 4);
+  s3db_string_free(out);
+
+  /* page: one LIST plus a GET per record; the cursor leads on, null at the end */
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"p6\",\"name\":\"Fay\",\"country\":\"US\",\"age\":33}", NULL));
+  int pages = 0, records = 0;
+  const char *next = NULL;
+  for (;;) {
+    EXPECT_OK(s3db_reset_stats(db));
+    EXPECT_OK(s3db_page(res, 2, next, &out));
+    if (out == NULL) break;
+    pages++;
+    unsigned here = (unsigned)count_of(out, "{\"id\":");
+    records += (int)here;
+    EXPECT_REQUESTS(db, here, 0, 0, 0, 0, 1);
+    CHECK(strncmp(out, "{\"items\":[", 10) == 0);
+    if (strstr(out, "\"cursor\":null}") != NULL) {
+      s3db_string_free(out);
+      break;
+    }
+    json_string_field(out, "cursor", cursor, sizeof cursor);
+    CHECK(strlen(cursor) > 0);
+    next = cursor;
+    s3db_string_free(out);
+    if (pages > 10) break;
+  }
+  EXPECT_U64(records, 5);
+  CHECK(pages == 3 || pages == 4); /* an S3 store may end with an empty last page */
+  EXPECT_OK(s3db_page(res, 1000, NULL, &out));
+  EXPECT_U64(count_of(out, "{\"id\":"), 5);
+  EXPECT_CONTAINS(out, "\"cursor\":null}");
+  s3db_string_free(out);
+  /* a cursor of another listing is refused */
+  {
+    s3db_resource_t *other = NULL;
+    EXPECT_OK(s3db_create_resource(db, "others", "{\"name\":\"string\"}", &other));
+    EXPECT_OK(s3db_page(res, 1, NULL, &out));
+    json_string_field(out, "cursor", cursor, sizeof cursor);
+    s3db_string_free(out);
+    EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_page(other, 1, cursor, &out));
+    CHECK(out == NULL);
+    s3db_resource_free(other);
+  }
+
+  /* reindex: nothing to do on consistent references */
+  EXPECT_OK(s3db_reindex(res, NULL, &out));
+  EXPECT_STR(out, "{\"written\":0,\"deleted\":0}");
+  s3db_string_free(out);
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_reindex(res, "byAge", &out));
+  /* a partition added later has no references until reindexed */
+  EXPECT_OK(s3db_create_resource_with(
+      db, "people",
+      "{\"attributes\":{\"name\":\"string\",\"country\":\"string\",\"age\":\"number\","
+      "\"address\":{\"city\":\"string|optional\"}},"
+      "\"partitions\":{\"byCountry\":{\"fields\":{\"country\":\"string\"}},"
+      "\"byAge\":{\"fields\":{\"age\":\"number\"}}}}",
+      &redefined));
+  EXPECT_OK(s3db_count_partition(redefined, "byAge", "{\"age\":40}", &n));
+  EXPECT_U64(n, 0);
+  EXPECT_OK(s3db_reindex(redefined, "byAge", &out));
+  EXPECT_STR(out, "{\"written\":5,\"deleted\":0}");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_count_partition(redefined, "byAge", "{\"age\":40}", &n));
+  EXPECT_U64(n, 1);
+  EXPECT_OK(s3db_reindex(redefined, NULL, NULL));
+  EXPECT_OK(s3db_reindex(redefined, "byAge", &out));
+  EXPECT_STR(out, "{\"written\":0,\"deleted\":0}");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_query(redefined, "{\"age\":52}", &out));
+  EXPECT_STR(out, "[{\"id\":\"p5\",\"name\":\"Eva\",\"country\":\"BR\",\"age\":52}]");
+  s3db_string_free(out);
+
+  s3db_resource_free(redefined);
+  s3db_resource_free(res);
+}
+
+/* Native JSON types in and out: numbers, booleans, arrays, nested objects, |trim:false. */
+static void test_types(const char *url, s3db_database_t *db) {
+  s3db_resource_t *res = NULL;
+  char *out = NULL;
+  static const char *record =
+      "{\"id\":\"t1\",\"n\":1234.5678,\"i\":-7,\"b\":true,\"f\":false,\"tags\":[\"a|b\",\"c\"],"
+      "\"nums\":[1.5,-2,0],\"js\":{\"z\":[true,null,{\"q\":\"é\"}]},\"raw\":\"  spaced  \","
+      "\"s\":\"日本語 😀\",\"nested\":{\"a\":\"x\",\"deep\":{\"x\":-0.5}}}";
+
+  EXPECT_OK(s3db_create_resource(
+      db, "typed",
+      "{\"n\":\"number\",\"i\":\"number|integer:true\",\"b\":\"boolean\",\"f\":\"boolean\","
+      "\"tags\":\"array|items:string\",\"nums\":\"array|items:number\",\"js\":\"json\","
+      "\"raw\":\"string|trim:false\",\"s\":\"string\",\"opt\":\"number|optional\","
+      "\"nested\":{\"a\":\"string\",\"deep\":{\"x\":\"number\"}}}",
+      &res));
+  if (res == NULL) return;
+  EXPECT_OK(s3db_insert(res, record, &out));
+  EXPECT_STR(out, record);
+  s3db_string_free(out);
+  EXPECT_OK(s3db_get(res, "t1", &out));
+  EXPECT_STR(out, record);
+  s3db_string_free(out);
+
+  /* another connection reads the same types */
+  s3db_database_t *db2 = NULL;
+  s3db_resource_t *r2 = NULL;
+  EXPECT_OK(s3db_connect(url, &db2));
+  EXPECT_OK(s3db_resource(db2, "typed", &r2));
+  EXPECT_OK(s3db_get(r2, "t1", &out));
+  EXPECT_STR(out, record);
+  s3db_string_free(out);
+  s3db_resource_free(r2);
+  s3db_database_free(db2);
+
+  /* wrong types are refused, every failing field listed */
+  EXPECT_STATUS(S3DB_ERR_VALIDATION,
+                s3db_update(res, "t1", "{\"i\":1.5,\"b\":\"maybe\",\"tags\":[1]}", &out));
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"i\"");
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"b\"");
+  EXPECT_CONTAINS(s3db_last_error_details(), "\"field\":\"tags");
+  CHECK(s3db_last_error_details()[0] == '[');
+  EXPECT_OK(s3db_update(res, "t1", "{\"opt\":0,\"nested.deep.x\":3}", &out));
+  EXPECT_CONTAINS(out, "\"nested\":{\"a\":\"x\",\"deep\":{\"x\":3}}");
+  EXPECT_CONTAINS(out, "\"opt\":0");
+  s3db_string_free(out);
+  s3db_resource_free(res);
+}
+
+/* Secret fields: encrypted at rest, readable with the passphrase they were written with. */
+static void test_secrets(const char *url) {
+  s3db_database_t *db = NULL, *plain = NULL, *same = NULL;
+  s3db_resource_t *res = NULL, *r = NULL;
+  char *out = NULL;
+
+  EXPECT_OK(s3db_connect_with(url, "{\"passphrase\":\"c-test passphrase\"}", &db));
+  if (db == NULL) return;
+  EXPECT_OK(s3db_create_resource(db, "vault", "{\"owner\":\"string\",\"pin\":\"secret\"}", &res));
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"s1\",\"owner\":\"Ada\",\"pin\":\"1234 ✓\"}", &out));
+  EXPECT_STR(out, "{\"id\":\"s1\",\"owner\":\"Ada\",\"pin\":\"1234 ✓\"}");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_get(res, "s1", &out));
+  EXPECT_STR(out, "{\"id\":\"s1\",\"owner\":\"Ada\",\"pin\":\"1234 ✓\"}");
+  s3db_string_free(out);
+
+  /* the same passphrase on another connection reads it */
+  EXPECT_OK(s3db_connect_with(url, "{\"passphrase\":\"c-test passphrase\"}", &same));
+  EXPECT_OK(s3db_resource(same, "vault", &r));
+  EXPECT_OK(s3db_get(r, "s1", &out));
+  EXPECT_CONTAINS(out, "\"pin\":\"1234 ✓\"");
+  s3db_string_free(out);
+  s3db_resource_free(r);
+
+  /* the default passphrase does not (NULL options = s3db_connect) */
+  EXPECT_OK(s3db_connect_with(url, NULL, &plain));
+  EXPECT_OK(s3db_resource(plain, "vault", &r));
+  EXPECT_OK(s3db_get(r, "s1", &out));
+  EXPECT_CONTAINS(out, "\"owner\":\"Ada\"");
+  CHECK(out != NULL && strstr(out, "1234") == NULL);
+  s3db_string_free(out);
+  s3db_resource_free(r);
+
+  /* a resource's own passphrase (create_resource_with) wins over the connection's */
+  s3db_resource_t *own = NULL;
+  EXPECT_OK(s3db_create_resource_with(
+      plain, "vault2",
+      "{\"attributes\":{\"pin\":\"secret\"},\"passphrase\":\"per-resource\"}", &own));
+  EXPECT_OK(s3db_insert(own, "{\"id\":\"s2\",\"pin\":\"4321\"}", NULL));
+  EXPECT_OK(s3db_get(own, "s2", &out));
+  EXPECT_STR(out, "{\"id\":\"s2\",\"pin\":\"4321\"}");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_resource(same, "vault2", &r));
+  EXPECT_OK(s3db_get(r, "s2", &out));
+  CHECK(out != NULL && strstr(out, "4321") == NULL);
+  s3db_string_free(out);
+  s3db_resource_free(r);
+  s3db_resource_free(own);
+
+  /* a null passphrase is the default one */
+  s3db_database_t *defaulted = NULL;
+  EXPECT_OK(s3db_connect_with(url, "{\"passphrase\":null}", &defaulted));
+  CHECK(defaulted != NULL);
+  s3db_database_free(defaulted);
+
+  s3db_resource_free(res);
+  s3db_database_free(plain);
+  s3db_database_free(same);
+  s3db_database_free(db);
+}
+
 static void run_suite(const char *name, const char *url) {
   backend = name;
   int before = failures;
@@ -742,14 +1328,20 @@ static void run_suite(const char *name, const char *url) {
     fprintf(stderr, "[%s] cannot connect, suite skipped\n", name);
     return;
   }
-  EXPECT_OK(s3db_create_resource(db, "users",
-                                 "{\"name\":\"string|required\",\"email\":\"string\"}", &res));
+  EXPECT_OK(s3db_create_resource(
+      db, "users", "{\"name\":\"string|required\",\"email\":\"string|optional\"}", &res));
   if (res == NULL) {
     s3db_database_free(db);
     return;
   }
   test_arguments(db, res);
+  test_data_model_arguments(db, res);
   test_records(url, db, res);
+  test_etags(db, res);
+  test_batches(db);
+  test_listing(db);
+  test_types(url, db);
+  test_secrets(url);
   test_locks(url, db);
   test_sequences(db);
   test_async(url, db, res);

@@ -10,6 +10,7 @@ package s3db
 import "C"
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime/cgo"
 )
@@ -24,9 +25,14 @@ func s3dbGoJSONCallback(handle C.uintptr_t, status C.int, result *C.char) {
 	text := C.GoString(result)
 	if status == C.S3DB_OK {
 		ch <- AsyncResult{JSON: text}
-	} else {
-		ch <- AsyncResult{Err: statusError(status, text)}
+		return
 	}
+	err := statusError(status, text)
+	// libs3db recorded the error on this (runtime) thread just before calling back.
+	if details := C.s3db_last_error_details(); details != nil {
+		_ = json.Unmarshal([]byte(C.GoString(details)), &err.(*Error).Details)
+	}
+	ch <- AsyncResult{Err: err}
 }
 
 // s3dbGoLockBody runs WithLock's function on the calling thread while the lock is held.

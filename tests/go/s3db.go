@@ -63,11 +63,21 @@ const (
 	StatusInternal           = int(C.S3DB_ERR_INTERNAL)
 )
 
-// Error is a failed call: its status, the stable code ("NOT_FOUND", …) and the message.
+// Error is a failed call: its status, the stable code ("NOT_FOUND", …), the message and, for
+// a validation error, one Issue per failing field.
 type Error struct {
 	Status  int
 	Code    string
 	Message string
+	Details []Issue
+}
+
+// Issue is one problem a validation error found (s3db_last_error_details).
+type Issue struct {
+	Field    string `json:"field"`
+	Rule     string `json:"rule"`
+	Expected string `json:"expected"`
+	Actual   string `json:"actual"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -114,7 +124,12 @@ func call(f func() C.int) error {
 	if status == C.S3DB_OK {
 		return nil
 	}
-	return statusError(status, C.GoString(C.s3db_last_error()))
+	err := statusError(status, C.GoString(C.s3db_last_error()))
+	if details := C.s3db_last_error_details(); details != nil {
+		// Details that do not parse as issues are left out rather than failing the call.
+		_ = json.Unmarshal([]byte(C.GoString(details)), &err.(*Error).Details)
+	}
+	return err
 }
 
 type cstr struct{ p *C.char }
@@ -158,6 +173,28 @@ func Connect(url string) (*Database, error) {
 	return db, nil
 }
 
+// ConnectOptions are the options of ConnectWith.
+type ConnectOptions struct {
+	// Passphrase of secret fields (s3db.js security.passphrase); "" keeps the default.
+	Passphrase string `json:"passphrase,omitempty"`
+}
+
+// ConnectWith is Connect with options (s3db_connect_with).
+func ConnectWith(url string, options ConnectOptions) (*Database, error) {
+	opts, err := json.Marshal(options)
+	if err != nil {
+		return nil, err
+	}
+	u, o := newCStr(url), newCStr(string(opts))
+	defer u.free()
+	defer o.free()
+	db := &Database{}
+	if err := call(func() C.int { return C.s3db_connect_with(u.p, o.p, &db.p) }); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
 // Close frees the handle (resources, locks and sequences taken from it stay usable).
 func (db *Database) Close() {
 	C.s3db_database_free(db.p)
@@ -176,6 +213,37 @@ func (db *Database) CreateResource(name string, attributes map[string]string) (*
 	defer a.free()
 	r := &Resource{}
 	if err := call(func() C.int { return C.s3db_create_resource(db.p, n.p, a.p, &r.p) }); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ResourceOptions are s3db.js createResource options (docs/bindings.md, "Data model").
+type ResourceOptions struct {
+	// Attribute rules: "string|min:3", "number|optional", "secret", nested maps, …
+	Attributes map[string]any `json:"attributes"`
+	// user-managed (default), enforce-limits, truncate-data, body-overflow or body-only.
+	Behavior   string `json:"behavior,omitempty"`
+	Timestamps bool   `json:"timestamps,omitempty"`
+	// {name: {"fields": {path: rule}}} or a list of field names.
+	Partitions any `json:"partitions,omitempty"`
+	// nil keeps the default (true: DeleteAll is refused).
+	Paranoid   *bool  `json:"paranoid,omitempty"`
+	IDSize     int    `json:"idSize,omitempty"`
+	Passphrase string `json:"passphrase,omitempty"`
+}
+
+// CreateResourceWith defines (or redefines) a resource from s3db.js options.
+func (db *Database) CreateResourceWith(name string, options ResourceOptions) (*Resource, error) {
+	opts, err := json.Marshal(options)
+	if err != nil {
+		return nil, err
+	}
+	n, o := newCStr(name), newCStr(string(opts))
+	defer n.free()
+	defer o.free()
+	r := &Resource{}
+	if err := call(func() C.int { return C.s3db_create_resource_with(db.p, n.p, o.p, &r.p) }); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -347,7 +415,7 @@ func (r *Resource) Update(id string, changes Record) (Record, error) {
 	return r.record(func(out **C.char) C.int { return C.s3db_update(r.p, i.p, j.p, out) })
 }
 
-// Delete removes a record (a missing one is not an error).
+// Delete removes a record (ErrNotFound if there is none).
 func (r *Resource) Delete(id string) error {
 	i := newCStr(id)
 	defer i.free()
@@ -357,11 +425,7 @@ func (r *Resource) Delete(id string) error {
 // ListIDs returns every id.
 func (r *Resource) ListIDs() ([]string, error) {
 	var ids []string
-	var out *C.char
-	if err := call(func() C.int { return C.s3db_list_ids(r.p, &out) }); err != nil {
-		return nil, err
-	}
-	return ids, json.Unmarshal([]byte(takeString(out)), &ids)
+	return ids, jsonCall(&ids, func(out **C.char) C.int { return C.s3db_list_ids(r.p, out) })
 }
 
 // Count returns the number of records.
@@ -369,6 +433,220 @@ func (r *Resource) Count() (uint64, error) {
 	var n C.uint64_t
 	err := call(func() C.int { return C.s3db_count(r.p, &n) })
 	return uint64(n), err
+}
+
+// jsonArg encodes v for a C call that takes JSON text.
+func jsonArg(v any) (cstr, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return cstr{}, err
+	}
+	return newCStr(string(body)), nil
+}
+
+// jsonCall runs a C call that writes JSON text to its last argument and decodes it into v.
+func jsonCall(v any, f func(**C.char) C.int) error {
+	var out *C.char
+	if err := call(func() C.int { return f(&out) }); err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(takeString(out)), v)
+}
+
+// List returns every record.
+func (r *Resource) List() ([]Record, error) {
+	var records []Record
+	return records, jsonCall(&records, func(out **C.char) C.int { return C.s3db_list(r.p, out) })
+}
+
+// BatchItem is the outcome of one item of InsertMany or DeleteMany.
+type BatchItem struct {
+	Index  int    `json:"index"`
+	ID     string `json:"id"`
+	Record Record `json:"record,omitempty"`
+	Error  *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error,omitempty"`
+}
+
+// InsertMany inserts each record; one failure does not stop the others.
+func (r *Resource) InsertMany(records []Record) ([]BatchItem, error) {
+	j, err := jsonArg(records)
+	if err != nil {
+		return nil, err
+	}
+	defer j.free()
+	var items []BatchItem
+	return items, jsonCall(&items, func(out **C.char) C.int { return C.s3db_insert_many(r.p, j.p, out) })
+}
+
+// GetMany reads several records: those found, in the order asked, and the missing ids.
+func (r *Resource) GetMany(ids []string) (found []Record, missing []string, err error) {
+	j, err := jsonArg(ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer j.free()
+	var v struct {
+		Found   []Record `json:"found"`
+		Missing []string `json:"missing"`
+	}
+	err = jsonCall(&v, func(out **C.char) C.int { return C.s3db_get_many(r.p, j.p, out) })
+	return v.Found, v.Missing, err
+}
+
+// idAndJSON runs a C call taking (id, json, out) with a record argument.
+func (r *Resource) idAndJSON(id string, data Record, f func(id, json *C.char, out **C.char) C.int) (Record, error) {
+	j, err := jsonArg(data)
+	if err != nil {
+		return nil, err
+	}
+	i := newCStr(id)
+	defer i.free()
+	defer j.free()
+	return r.record(func(out **C.char) C.int { return f(i.p, j.p, out) })
+}
+
+// Replace replaces the whole record (it must exist).
+func (r *Resource) Replace(id string, data Record) (Record, error) {
+	return r.idAndJSON(id, data, func(i, j *C.char, out **C.char) C.int { return C.s3db_replace(r.p, i, j, out) })
+}
+
+// Patch merges changes like Update (dotted keys change one nested field).
+func (r *Resource) Patch(id string, changes Record) (Record, error) {
+	return r.idAndJSON(id, changes, func(i, j *C.char, out **C.char) C.int { return C.s3db_patch(r.p, i, j, out) })
+}
+
+// Upsert inserts the record, or merges it into the existing one with its "id".
+func (r *Resource) Upsert(data Record) (Record, error) {
+	j, err := jsonArg(data)
+	if err != nil {
+		return nil, err
+	}
+	defer j.free()
+	return r.record(func(out **C.char) C.int { return C.s3db_upsert(r.p, j.p, out) })
+}
+
+// GetWithEtag reads a record and its version tag, for UpdateIf.
+func (r *Resource) GetWithEtag(id string) (Record, string, error) {
+	i := newCStr(id)
+	defer i.free()
+	var v struct {
+		Record Record `json:"record"`
+		Etag   string `json:"etag"`
+	}
+	err := jsonCall(&v, func(out **C.char) C.int { return C.s3db_get_with_etag(r.p, i.p, out) })
+	return v.Record, v.Etag, err
+}
+
+// UpdateIf is Update applied only if the record still has version tag etag
+// (ErrPreconditionFailed otherwise).
+func (r *Resource) UpdateIf(id string, changes Record, etag string) (Record, error) {
+	e := newCStr(etag)
+	defer e.free()
+	return r.idAndJSON(id, changes, func(i, j *C.char, out **C.char) C.int {
+		return C.s3db_update_if(r.p, i, j, e.p, out)
+	})
+}
+
+// DeleteMany deletes each id; the items say which failed and why.
+func (r *Resource) DeleteMany(ids []string) ([]BatchItem, error) {
+	j, err := jsonArg(ids)
+	if err != nil {
+		return nil, err
+	}
+	defer j.free()
+	var items []BatchItem
+	return items, jsonCall(&items, func(out **C.char) C.int { return C.s3db_delete_many(r.p, j.p, out) })
+}
+
+// DeleteAll deletes every record and returns how many; refused (ErrInvalidArgument) for
+// paranoid resources.
+func (r *Resource) DeleteAll() (uint64, error) {
+	var n C.uint64_t
+	err := call(func() C.int { return C.s3db_delete_all(r.p, &n) })
+	return uint64(n), err
+}
+
+// Page is one page of records; Cursor is "" on the last page.
+type Page struct {
+	Items  []Record `json:"items"`
+	Cursor string   `json:"cursor"`
+}
+
+// Page reads up to size records (1 to 1000) after cursor ("" for the first page).
+func (r *Resource) Page(size int, cursor string) (Page, error) {
+	var c cstr
+	if cursor != "" {
+		c = newCStr(cursor)
+		defer c.free()
+	}
+	var p Page
+	err := jsonCall(&p, func(out **C.char) C.int { return C.s3db_page(r.p, C.size_t(size), c.p, out) })
+	return p, err
+}
+
+// Query returns the records matching filter ({"age": {"$gte": 18}, "address.city": "Porto"};
+// operators $eq $ne $gt $gte $lt $lte $in $nin $exists).
+func (r *Resource) Query(filter map[string]any) ([]Record, error) {
+	f, err := jsonArg(filter)
+	if err != nil {
+		return nil, err
+	}
+	defer f.free()
+	var records []Record
+	return records, jsonCall(&records, func(out **C.char) C.int { return C.s3db_query(r.p, f.p, out) })
+}
+
+// partitionArgs converts a partition name and its field values for a C call.
+func partitionArgs(partition string, values map[string]any) (cstr, cstr, error) {
+	if values == nil {
+		values = map[string]any{}
+	}
+	v, err := jsonArg(values)
+	if err != nil {
+		return cstr{}, cstr{}, err
+	}
+	return newCStr(partition), v, nil
+}
+
+// ListPartition returns the records of a partition with these field values.
+func (r *Resource) ListPartition(partition string, values map[string]any) ([]Record, error) {
+	p, v, err := partitionArgs(partition, values)
+	if err != nil {
+		return nil, err
+	}
+	defer p.free()
+	defer v.free()
+	var records []Record
+	return records, jsonCall(&records, func(out **C.char) C.int { return C.s3db_list_partition(r.p, p.p, v.p, out) })
+}
+
+// CountPartition counts the records of a partition with these field values.
+func (r *Resource) CountPartition(partition string, values map[string]any) (uint64, error) {
+	p, v, err := partitionArgs(partition, values)
+	if err != nil {
+		return 0, err
+	}
+	defer p.free()
+	defer v.free()
+	var n C.uint64_t
+	err = call(func() C.int { return C.s3db_count_partition(r.p, p.p, v.p, &n) })
+	return uint64(n), err
+}
+
+// Reindex rebuilds the references of a partition ("" for all) and returns how many were
+// written and deleted.
+func (r *Resource) Reindex(partition string) (written, deleted uint64, err error) {
+	var p cstr
+	if partition != "" {
+		p = newCStr(partition)
+		defer p.free()
+	}
+	var v struct{ Written, Deleted uint64 }
+	err = jsonCall(&v, func(out **C.char) C.int { return C.s3db_reindex(r.p, p.p, out) })
+	return v.Written, v.Deleted, err
 }
 
 // AsyncResult is what an *Async call delivers: the JSON text of the result, or an error.

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"reflect"
 	"sort"
 	"sync"
 	"testing"
@@ -62,6 +63,34 @@ func expectErr(t *testing.T, err error, target *Error) {
 	}
 }
 
+// expectIssue checks that err is a validation error naming field (and rule, unless "").
+func expectIssue(t *testing.T, err error, field, rule string) {
+	t.Helper()
+	expectErr(t, err, ErrValidation)
+	for _, i := range err.(*Error).Details {
+		if i.Field == field && (rule == "" || i.Rule == rule) {
+			return
+		}
+	}
+	t.Fatalf("no issue %s/%s in %+v", field, rule, err.(*Error).Details)
+}
+
+func ids(records []Record) []string {
+	out := []string{}
+	for _, r := range records {
+		out = append(out, r["id"].(string))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func expectIDs(t *testing.T, records []Record, want ...string) {
+	t.Helper()
+	if got := ids(records); !reflect.DeepEqual(got, want) {
+		t.Fatalf("ids %v, want %v", got, want)
+	}
+}
+
 func expectRequests(t *testing.T, db *Database, want Stats) {
 	t.Helper()
 	got := must(db.Stats())(t)
@@ -79,7 +108,7 @@ func TestBackends(t *testing.T) {
 			db := must(Connect(url))(t)
 			defer db.Close()
 			users := must(db.CreateResource("users", map[string]string{
-				"name": "string|required", "email": "string",
+				"name": "string|required", "email": "string|optional",
 			}))(t)
 			defer users.Close()
 
@@ -88,6 +117,9 @@ func TestBackends(t *testing.T) {
 			t.Run("locks", func(t *testing.T) { testLocks(t, db) })
 			t.Run("sequences", func(t *testing.T) { testSequences(t, db) })
 			t.Run("async", func(t *testing.T) { testAsync(t, db, users) })
+			t.Run("data model", func(t *testing.T) { testDataModel(t, db) })
+			t.Run("etags", func(t *testing.T) { testEtags(t, users) })
+			t.Run("secrets", func(t *testing.T) { testSecrets(t, url) })
 		})
 	}
 }
@@ -130,10 +162,13 @@ func testRecords(t *testing.T, url string, db *Database, users *Resource) {
 	if !must(users.Exists("ada"))(t) {
 		t.Fatal("ada does not exist")
 	}
+	ok(t, db.ResetStats())
 	ok(t, users.Delete(grace["id"].(string)))
+	expectRequests(t, db, Stats{Head: 1, Delete: 1})
 	if n := must(users.Count())(t); n != 1 {
 		t.Fatalf("count after delete = %d, want 1", n)
 	}
+	expectErr(t, users.Delete(grace["id"].(string)), ErrNotFound)
 	names := must(db.ListResources())(t)
 	if len(names) != 1 || names[0] != "users" {
 		t.Fatalf("resources = %v", names)
@@ -164,6 +199,20 @@ func testErrors(t *testing.T, db *Database, users *Resource) {
 	expectErr(t, err, ErrInvalidArgument)
 	_, err = users.Insert(Record{"email": "no-name@example.com"})
 	expectErr(t, err, ErrValidation)
+	expectIssue(t, err, "name", "required")
+	_, err = users.Insert(Record{"name": "X", "age": 3})
+	expectIssue(t, err, "age", "")
+	_, err = users.Insert(Record{"name": "null"})
+	expectErr(t, err, ErrValidation)
+	trimmed := must(users.Insert(Record{"id": "trim", "name": "  Trim  "}))(t)
+	if trimmed["name"] != "Trim" {
+		t.Fatalf("name not trimmed: %v", trimmed)
+	}
+	ok(t, users.Delete("trim"))
+	_, err = users.Get("missing")
+	if e := err.(*Error); e.Details != nil {
+		t.Fatalf("NOT_FOUND with details %v", e.Details)
+	}
 	_, err = db.Resource("nope")
 	expectErr(t, err, ErrNotFound)
 	_, err = Connect("nope://where")
@@ -300,6 +349,8 @@ func testAsync(t *testing.T, db *Database, users *Resource) {
 	}
 	r = wait(t, users.GetAsync("missing"))
 	expectErr(t, r.Err, ErrNotFound)
+	r = wait(t, users.InsertAsync(Record{"email": "no-name@example.com"}))
+	expectIssue(t, r.Err, "name", "required")
 	r = wait(t, users.CountAsync())
 	if r.Err != nil || r.JSON != "2" {
 		t.Fatalf("CountAsync: %+v", r)
@@ -317,4 +368,149 @@ func testAsync(t *testing.T, db *Database, users *Resource) {
 	r = wait(t, users.GetAsync("\xff"))
 	expectErr(t, r.Err, ErrInvalidArgument)
 	ok(t, users.Delete("async"))
+}
+
+func testDataModel(t *testing.T, db *Database) {
+	_, err := db.CreateResourceWith("bad", ResourceOptions{Attributes: map[string]any{}, Behavior: "nope"})
+	expectErr(t, err, ErrValidation)
+
+	off := false
+	people := must(db.CreateResourceWith("people", ResourceOptions{
+		Attributes: map[string]any{
+			"name": "string|min:2", "country": "string", "age": "number|integer:true",
+			"address": map[string]any{"city": "string|optional"},
+		},
+		Partitions: map[string]any{"byCountry": map[string]any{"fields": map[string]any{"country": "string"}}},
+		Paranoid:   &off,
+	}))(t)
+	defer people.Close()
+
+	items := must(people.InsertMany([]Record{
+		{"id": "p1", "name": "Ana", "country": "PT", "age": 31, "address": map[string]any{"city": "Porto"}},
+		{"id": "p2", "name": "Bruno", "country": "PT", "age": 25},
+		{"id": "p3", "name": "Carla", "country": "BR", "age": 40},
+		{"id": "p4", "name": "Dan", "country": "US", "age": 19},
+		{"id": "bad", "name": "X", "country": "US", "age": 1.5},
+	}))(t)
+	if len(items) != 5 || items[4].Error == nil || items[4].Error.Code != "VALIDATION" || items[0].Error != nil {
+		t.Fatalf("InsertMany: %+v", items)
+	}
+	// Native JSON types come back.
+	if r := items[0].Record; r["age"] != float64(31) || r["address"].(map[string]any)["city"] != "Porto" {
+		t.Fatalf("inserted %v", r)
+	}
+
+	// Validation details name the fields.
+	_, err = people.Insert(Record{"name": "Z", "country": "PT", "age": "old"})
+	expectIssue(t, err, "name", "min")
+	expectIssue(t, err, "age", "")
+	_, err = people.Patch("p1", Record{"age": 1.5})
+	expectIssue(t, err, "age", "integer")
+
+	// Queries, through the partition when equalities fix its fields.
+	expectIDs(t, must(people.Query(map[string]any{"age": map[string]any{"$gte": 25}}))(t), "p1", "p2", "p3")
+	ok(t, db.ResetStats())
+	expectIDs(t, must(people.Query(map[string]any{"country": "PT", "age": map[string]any{"$lt": 30}}))(t), "p2")
+	expectRequests(t, db, Stats{Get: 2, List: 1})
+	expectIDs(t, must(people.Query(map[string]any{"address.city": map[string]any{"$in": []string{"Porto"}}}))(t), "p1")
+	_, err = people.Query(map[string]any{"age": map[string]any{"$like": 1}})
+	expectErr(t, err, ErrInvalidArgument)
+
+	// Partitions.
+	if n := must(people.CountPartition("byCountry", map[string]any{"country": "PT"}))(t); n != 2 {
+		t.Fatalf("PT count = %d", n)
+	}
+	expectIDs(t, must(people.ListPartition("byCountry", map[string]any{"country": "BR"}))(t), "p3")
+	_, err = people.CountPartition("nope", nil)
+	expectErr(t, err, ErrNotFound)
+	if w, d, err := people.Reindex(""); err != nil || w != 0 || d != 0 {
+		t.Fatalf("Reindex: %d %d %v", w, d, err)
+	}
+
+	// Pages.
+	var seen []Record
+	cursor, pages := "", 0
+	for {
+		p := must(people.Page(3, cursor))(t)
+		pages++
+		seen = append(seen, p.Items...)
+		if p.Cursor == "" || pages > 5 {
+			break
+		}
+		cursor = p.Cursor
+	}
+	expectIDs(t, seen, "p1", "p2", "p3", "p4")
+	_, err = people.Page(0, "")
+	expectErr(t, err, ErrInvalidArgument)
+
+	// Replace, upsert, get_many, delete_many, delete_all.
+	rep := must(people.Replace("p4", Record{"name": "Dana", "country": "US", "age": 20}))(t)
+	if rep["name"] != "Dana" {
+		t.Fatalf("Replace: %v", rep)
+	}
+	up := must(people.Upsert(Record{"id": "p4", "age": 21}))(t)
+	if up["name"] != "Dana" || up["age"] != float64(21) {
+		t.Fatalf("Upsert: %v", up)
+	}
+	found, missing := must2(people.GetMany([]string{"p4", "zz"}))(t)
+	if len(found) != 1 || found[0]["id"] != "p4" || !reflect.DeepEqual(missing, []string{"zz"}) {
+		t.Fatalf("GetMany: %v %v", found, missing)
+	}
+	del := must(people.DeleteMany([]string{"p4", "zz"}))(t)
+	if len(del) != 2 || del[0].Error != nil || del[1].Error == nil || del[1].Error.Code != "NOT_FOUND" {
+		t.Fatalf("DeleteMany: %+v", del)
+	}
+	if n := must(people.DeleteAll())(t); n != 3 {
+		t.Fatalf("DeleteAll = %d, want 3", n)
+	}
+	// Paranoid resources (the default) refuse DeleteAll.
+	kept := must(db.CreateResourceWith("kept", ResourceOptions{Attributes: map[string]any{"name": "string"}}))(t)
+	defer kept.Close()
+	_, err = kept.DeleteAll()
+	expectErr(t, err, ErrInvalidArgument)
+}
+
+func must2[A, B any](a A, b B, err error) func(*testing.T) (A, B) {
+	return func(t *testing.T) (A, B) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+}
+
+func testEtags(t *testing.T, users *Resource) {
+	must(users.Insert(Record{"id": "v", "name": "Versioned"}))(t)
+	_, etag := must2(users.GetWithEtag("v"))(t)
+	if etag == "" {
+		t.Fatal("no etag")
+	}
+	must(users.UpdateIf("v", Record{"email": "v1@example.com"}, etag))(t)
+	_, err := users.UpdateIf("v", Record{"email": "stale@example.com"}, etag)
+	expectErr(t, err, ErrPreconditionFailed)
+	if got := must(users.Get("v"))(t); got["email"] != "v1@example.com" {
+		t.Fatalf("after a stale UpdateIf: %v", got)
+	}
+	ok(t, users.Delete("v"))
+}
+
+func testSecrets(t *testing.T, url string) {
+	db := must(ConnectWith(url, ConnectOptions{Passphrase: "go passphrase"}))(t)
+	defer db.Close()
+	vault := must(db.CreateResourceWith("vault", ResourceOptions{
+		Attributes: map[string]any{"owner": "string", "pin": "secret"},
+	}))(t)
+	defer vault.Close()
+	must(vault.Insert(Record{"id": "s1", "owner": "Ada", "pin": "1234"}))(t)
+	if got := must(vault.Get("s1"))(t); got["pin"] != "1234" {
+		t.Fatalf("read back %v", got)
+	}
+	other := must(Connect(url))(t)
+	defer other.Close()
+	r := must(other.Resource("vault"))(t)
+	defer r.Close()
+	if got := must(r.Get("s1"))(t); got["pin"] == "1234" || got["owner"] != "Ada" {
+		t.Fatalf("read with the default passphrase: %v", got)
+	}
 }

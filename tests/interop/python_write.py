@@ -4,7 +4,8 @@ import s3db
 
 db = s3db.connect_sync(sys.argv[1])
 people = db.create_resource(
-    "people", {"name": "string|required", "city": "string", "note": "string"}
+    "people",
+    {"name": "string|required", "city": "string|optional", "note": "string|optional"},
 )
 people.insert({"id": "p1", "name": "Zoë", "city": "São Paulo"})
 assert db.sequence("tickets").next() == 1
