@@ -6,15 +6,28 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::awaitable;
-use crate::convert::{stats_dict, Int64, Json, NoneValue, Object, Seconds, Str};
+use crate::convert::{
+    as_partition, batch_json, many_json, page_json, partition_filter, records_json, reindex_json,
+    resource_config, stats_dict, Bool, Int64, Json, NoneValue, Object, ObjectList, PartitionsArg,
+    Seconds, Size, Str, StrList,
+};
 use crate::errors::{invalid, redact};
 
-/// `await s3db.connect(url)`: connects to `memory://`, `file://`, `s3://` or `http(s)://`.
+/// `await s3db.connect(url, passphrase=None)`: connects to `memory://`, `file://`, `s3://`
+/// or `http(s)://`. `passphrase` encrypts `secret` fields (s3db.js's default: "secret").
 #[pyfunction]
-pub fn connect<'py>(py: Python<'py>, url: Str) -> PyResult<Bound<'py, PyAny>> {
+#[pyo3(signature = (url, passphrase = None))]
+pub fn connect<'py>(
+    py: Python<'py>,
+    url: Str,
+    passphrase: Option<Str>,
+) -> PyResult<Bound<'py, PyAny>> {
     let url = url.0;
+    let options = s3db::ConnectOptions {
+        passphrase: passphrase.map(|p| p.0),
+    };
     awaitable(py, async move {
-        s3db::Database::connect(&url)
+        s3db::Database::connect_with(&url, options)
             .await
             .map(|db| Database { db })
             .map_err(|e| redact(e, &url))
@@ -36,15 +49,27 @@ pub struct Database {
 
 #[pymethods]
 impl Database {
+    /// Defines (or redefines) a resource with s3db.js's `createResource` options.
+    #[pyo3(signature = (name, attributes, *, behavior = None, timestamps = None, partitions = None, paranoid = None, id_size = None, passphrase = None))]
+    #[allow(clippy::too_many_arguments)]
     fn create_resource<'py>(
         &self,
         py: Python<'py>,
         name: Str,
         attributes: Object,
+        behavior: Option<Str>,
+        timestamps: Option<Bool>,
+        partitions: Option<PartitionsArg>,
+        paranoid: Option<Bool>,
+        id_size: Option<Int64>,
+        passphrase: Option<Str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let db = self.db.clone();
+        let config = resource_config(
+            attributes, behavior, timestamps, partitions, paranoid, id_size, passphrase,
+        );
         awaitable(py, async move {
-            db.create_resource(&name.0, &attributes.0)
+            db.create_resource_with(&name.0, config?)
                 .await
                 .map(|r| Resource { res: r })
         })
@@ -165,23 +190,157 @@ impl Resource {
         )
     }
 
-    fn list_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (partition = None, values = None))]
+    fn list_ids<'py>(
+        &self,
+        py: Python<'py>,
+        partition: Option<Str>,
+        values: Option<Object>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let res = self.res.clone();
-        awaitable(py, async move { res.list_ids().await })
+        let part = partition_filter(py, partition, values)?;
+        awaitable(
+            py,
+            async move { res.list_ids_in(as_partition(&part)).await },
+        )
     }
 
-    fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (partition = None, values = None))]
+    fn list<'py>(
+        &self,
+        py: Python<'py>,
+        partition: Option<Str>,
+        values: Option<Object>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let res = self.res.clone();
+        let part = partition_filter(py, partition, values)?;
         awaitable(py, async move {
-            res.list()
+            res.list_in(as_partition(&part))
                 .await
-                .map(|v| v.into_iter().map(Json).collect::<Vec<_>>())
+                .map(|v| Json(records_json(v)))
         })
     }
 
-    fn count<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (partition = None, values = None))]
+    fn count<'py>(
+        &self,
+        py: Python<'py>,
+        partition: Option<Str>,
+        values: Option<Object>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let res = self.res.clone();
-        awaitable(py, async move { res.count().await })
+        let part = partition_filter(py, partition, values)?;
+        awaitable(py, async move { res.count_in(as_partition(&part)).await })
+    }
+
+    fn insert_many<'py>(
+        &self,
+        py: Python<'py>,
+        records: ObjectList,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            Ok(Json(batch_json(res.insert_many(records.0).await)))
+        })
+    }
+
+    fn get_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.get_many(&ids.0).await.map(|m| Json(many_json(m)))
+        })
+    }
+
+    fn replace<'py>(
+        &self,
+        py: Python<'py>,
+        id: Str,
+        record: Object,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(
+            py,
+            async move { res.replace(&id.0, record.0).await.map(Json) },
+        )
+    }
+
+    fn upsert<'py>(&self, py: Python<'py>, record: Object) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move { res.upsert(record.0).await.map(Json) })
+    }
+
+    fn patch<'py>(&self, py: Python<'py>, id: Str, changes: Object) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(
+            py,
+            async move { res.patch(&id.0, changes.0).await.map(Json) },
+        )
+    }
+
+    fn get_with_etag<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.get_with_etag(&id.0)
+                .await
+                .map(|(record, etag)| (Json(record), etag))
+        })
+    }
+
+    fn update_if<'py>(
+        &self,
+        py: Python<'py>,
+        id: Str,
+        changes: Object,
+        etag: Str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.update_if(&id.0, changes.0, &etag.0).await.map(Json)
+        })
+    }
+
+    fn delete_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            Ok(Json(batch_json(res.delete_many(&ids.0).await)))
+        })
+    }
+
+    fn delete_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move { res.delete_all().await })
+    }
+
+    #[pyo3(signature = (size, cursor = None))]
+    fn page<'py>(
+        &self,
+        py: Python<'py>,
+        size: Size,
+        cursor: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.page(size.0, cursor.as_ref().map(|c| c.0.as_str()))
+                .await
+                .map(|p| Json(page_json(p)))
+        })
+    }
+
+    fn query<'py>(&self, py: Python<'py>, filter: Object) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.query(&filter.0).await.map(|v| Json(records_json(v)))
+        })
+    }
+
+    #[pyo3(signature = (partition = None))]
+    fn reindex<'py>(&self, py: Python<'py>, partition: Option<Str>) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.reindex(partition.as_ref().map(|p| p.0.as_str()))
+                .await
+                .map(|r| Json(reindex_json(r)))
+        })
     }
 
     fn __repr__(&self) -> String {

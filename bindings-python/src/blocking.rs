@@ -5,15 +5,23 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::block;
-use crate::convert::{json_to_py, stats_dict, Int64, Object, Seconds, Str};
+use crate::convert::{
+    as_partition, batch_json, json_to_py, many_json, page_json, partition_filter, records_json,
+    reindex_json, resource_config, stats_dict, Bool, Int64, Object, ObjectList, PartitionsArg,
+    Seconds, Size, Str, StrList,
+};
 use crate::errors::{engine_error, redact};
 
-/// `s3db.connect_sync(url)`: blocking connect.
+/// `s3db.connect_sync(url, passphrase=None)`: blocking connect.
 #[pyfunction]
-pub fn connect_sync(py: Python<'_>, url: Str) -> PyResult<SyncDatabase> {
+#[pyo3(signature = (url, passphrase = None))]
+pub fn connect_sync(py: Python<'_>, url: Str, passphrase: Option<Str>) -> PyResult<SyncDatabase> {
     let url = url.0;
+    let options = s3db::ConnectOptions {
+        passphrase: passphrase.map(|p| p.0),
+    };
     block(py, async move {
-        s3db::Database::connect(&url)
+        s3db::Database::connect_with(&url, options)
             .await
             .map_err(|e| redact(e, &url))
     })
@@ -28,15 +36,27 @@ pub struct SyncDatabase {
 
 #[pymethods]
 impl SyncDatabase {
+    /// Defines (or redefines) a resource with s3db.js's `createResource` options.
+    #[pyo3(signature = (name, attributes, *, behavior = None, timestamps = None, partitions = None, paranoid = None, id_size = None, passphrase = None))]
+    #[allow(clippy::too_many_arguments)]
     fn create_resource(
         &self,
         py: Python<'_>,
         name: Str,
         attributes: Object,
+        behavior: Option<Str>,
+        timestamps: Option<Bool>,
+        partitions: Option<PartitionsArg>,
+        paranoid: Option<Bool>,
+        id_size: Option<Int64>,
+        passphrase: Option<Str>,
     ) -> PyResult<SyncResource> {
         let db = self.db.clone();
+        let config = resource_config(
+            attributes, behavior, timestamps, partitions, paranoid, id_size, passphrase,
+        );
         block(py, async move {
-            db.create_resource(&name.0, &attributes.0).await
+            db.create_resource_with(&name.0, config?).await
         })
         .map(|res| SyncResource { res })
     }
@@ -157,20 +177,149 @@ impl SyncResource {
         block(py, async move { res.delete(&id.0).await })
     }
 
-    fn list_ids(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+    #[pyo3(signature = (partition = None, values = None))]
+    fn list_ids(
+        &self,
+        py: Python<'_>,
+        partition: Option<Str>,
+        values: Option<Object>,
+    ) -> PyResult<Vec<String>> {
         let res = self.res.clone();
-        block(py, async move { res.list_ids().await })
+        let part = partition_filter(py, partition, values)?;
+        block(
+            py,
+            async move { res.list_ids_in(as_partition(&part)).await },
+        )
     }
 
-    fn list<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    #[pyo3(signature = (partition = None, values = None))]
+    fn list<'py>(
+        &self,
+        py: Python<'py>,
+        partition: Option<Str>,
+        values: Option<Object>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let res = self.res.clone();
-        let records = block(py, async move { res.list().await })?;
-        records.iter().map(|v| json_to_py(py, v)).collect()
+        let part = partition_filter(py, partition, values)?;
+        let records = block(py, async move { res.list_in(as_partition(&part)).await })?;
+        json_to_py(py, &records_json(records))
     }
 
-    fn count(&self, py: Python<'_>) -> PyResult<u64> {
+    #[pyo3(signature = (partition = None, values = None))]
+    fn count(
+        &self,
+        py: Python<'_>,
+        partition: Option<Str>,
+        values: Option<Object>,
+    ) -> PyResult<u64> {
         let res = self.res.clone();
-        block(py, async move { res.count().await })
+        let part = partition_filter(py, partition, values)?;
+        block(py, async move { res.count_in(as_partition(&part)).await })
+    }
+
+    fn insert_many<'py>(
+        &self,
+        py: Python<'py>,
+        records: ObjectList,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let items = block(py, async move { Ok(res.insert_many(records.0).await) })?;
+        json_to_py(py, &batch_json(items))
+    }
+
+    fn get_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let found = block(py, async move { res.get_many(&ids.0).await })?;
+        json_to_py(py, &many_json(found))
+    }
+
+    fn replace<'py>(
+        &self,
+        py: Python<'py>,
+        id: Str,
+        record: Object,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let v = block(py, async move { res.replace(&id.0, record.0).await })?;
+        json_to_py(py, &v)
+    }
+
+    fn upsert<'py>(&self, py: Python<'py>, record: Object) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let v = block(py, async move { res.upsert(record.0).await })?;
+        json_to_py(py, &v)
+    }
+
+    fn patch<'py>(&self, py: Python<'py>, id: Str, changes: Object) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let v = block(py, async move { res.patch(&id.0, changes.0).await })?;
+        json_to_py(py, &v)
+    }
+
+    fn get_with_etag<'py>(
+        &self,
+        py: Python<'py>,
+        id: Str,
+    ) -> PyResult<(Bound<'py, PyAny>, String)> {
+        let res = self.res.clone();
+        let (record, etag) = block(py, async move { res.get_with_etag(&id.0).await })?;
+        Ok((json_to_py(py, &record)?, etag))
+    }
+
+    fn update_if<'py>(
+        &self,
+        py: Python<'py>,
+        id: Str,
+        changes: Object,
+        etag: Str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let v = block(
+            py,
+            async move { res.update_if(&id.0, changes.0, &etag.0).await },
+        )?;
+        json_to_py(py, &v)
+    }
+
+    fn delete_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let items = block(py, async move { Ok(res.delete_many(&ids.0).await) })?;
+        json_to_py(py, &batch_json(items))
+    }
+
+    fn delete_all(&self, py: Python<'_>) -> PyResult<u64> {
+        let res = self.res.clone();
+        block(py, async move { res.delete_all().await })
+    }
+
+    #[pyo3(signature = (size, cursor = None))]
+    fn page<'py>(
+        &self,
+        py: Python<'py>,
+        size: Size,
+        cursor: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let page = block(py, async move {
+            res.page(size.0, cursor.as_ref().map(|c| c.0.as_str()))
+                .await
+        })?;
+        json_to_py(py, &page_json(page))
+    }
+
+    fn query<'py>(&self, py: Python<'py>, filter: Object) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let records = block(py, async move { res.query(&filter.0).await })?;
+        json_to_py(py, &records_json(records))
+    }
+
+    #[pyo3(signature = (partition = None))]
+    fn reindex<'py>(&self, py: Python<'py>, partition: Option<Str>) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let counts = block(py, async move {
+            res.reindex(partition.as_ref().map(|p| p.0.as_str())).await
+        })?;
+        json_to_py(py, &reindex_json(counts))
     }
 
     fn __repr__(&self) -> String {

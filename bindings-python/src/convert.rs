@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PySequence, PyString,
+    PyTuple,
+};
 use serde_json::{Map, Number, Value};
 
 use crate::errors::invalid;
@@ -176,7 +179,16 @@ fn render_path(path: &[Seg]) -> String {
 
 /// Any supported Python value as JSON.
 pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    to_json(obj, 0).map_err(|e| match e {
+    conv_result(obj, to_json(obj, 0))
+}
+
+/// Item `index` of a list argument as JSON (errors name it: `[2].name: ...`).
+pub fn py_item_to_json(obj: &Bound<'_, PyAny>, index: usize) -> PyResult<Value> {
+    conv_result(obj, to_json(obj, 0).map_err(at(Seg::Index(index))))
+}
+
+fn conv_result(obj: &Bound<'_, PyAny>, r: Result<Value, ConvError>) -> PyResult<Value> {
+    r.map_err(|e| match e {
         ConvError::Py(e) => e,
         ConvError::Invalid(msg, path) if path.is_empty() => invalid(obj.py(), &msg),
         ConvError::Invalid(msg, path) => {
@@ -339,4 +351,208 @@ impl<'py> IntoPyObject<'py> for NoneValue {
     fn into_pyobject(self, py: Python<'py>) -> Result<Bound<'py, PyAny>, Self::Error> {
         Ok(py.None().into_bound(py))
     }
+}
+
+/// A strict `bool` argument (not an int).
+#[derive(Clone, Copy)]
+pub struct Bool(pub bool);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Bool {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        match obj.cast::<PyBool>() {
+            Ok(b) => Ok(Bool(b.is_true())),
+            Err(_) => Err(invalid(
+                obj.py(),
+                &format!("expected bool, got {}", type_name(&obj)),
+            )),
+        }
+    }
+}
+
+/// Partitions of `create_resource`: a dict `{name: {"fields": {path: rule}}}` or a list of
+/// field names.
+pub struct PartitionsArg(pub Value);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for PartitionsArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let ok = obj.cast::<PyDict>().is_ok()
+            || obj.cast::<PyList>().is_ok()
+            || obj.cast::<PyTuple>().is_ok()
+            || obj.cast::<PyMapping>().is_ok();
+        if !ok {
+            return Err(invalid(
+                obj.py(),
+                &format!(
+                    "partitions: expected a dict or a list of field names, got {}",
+                    type_name(&obj)
+                ),
+            ));
+        }
+        py_to_json(&obj).map(PartitionsArg)
+    }
+}
+
+/// The items of a list, a tuple or any other sequence except str, bytes and bytearray.
+fn items_of<'py>(obj: &Borrowed<'_, 'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if let Ok(l) = obj.cast::<PyList>() {
+        return Ok(l.iter().collect());
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        return Ok(t.iter().collect());
+    }
+    let text_like = obj.cast::<PyString>().is_ok()
+        || obj.cast::<PyBytes>().is_ok()
+        || obj.cast::<PyByteArray>().is_ok();
+    if !text_like {
+        if let Ok(seq) = obj.cast::<PySequence>() {
+            return seq.try_iter()?.collect();
+        }
+    }
+    Err(invalid(
+        obj.py(),
+        &format!("expected a list of {what}, got {}", type_name(obj)),
+    ))
+}
+
+/// A list (tuple, sequence) of `str` (ids).
+pub struct StrList(pub Vec<String>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for StrList {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let mut out = Vec::new();
+        for (i, item) in items_of(&obj, "str")?.iter().enumerate() {
+            match item.cast::<PyString>() {
+                Ok(s) => {
+                    out.push(py_str(s).map_err(|msg| invalid(obj.py(), &format!("[{i}]: {msg}")))?)
+                }
+                Err(_) => {
+                    return Err(invalid(
+                        obj.py(),
+                        &format!("[{i}]: expected str, got {}", type_name(item)),
+                    ))
+                }
+            }
+        }
+        Ok(StrList(out))
+    }
+}
+
+/// A list (tuple, sequence) of dicts (records), all converted before anything is sent.
+pub struct ObjectList(pub Vec<Value>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for ObjectList {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let mut out = Vec::new();
+        for (i, item) in items_of(&obj, "dicts")?.iter().enumerate() {
+            if item.cast::<PyDict>().is_err() && item.cast::<PyMapping>().is_err() {
+                return Err(invalid(
+                    obj.py(),
+                    &format!("[{i}]: expected a dict, got {}", type_name(item)),
+                ));
+            }
+            out.push(py_item_to_json(item, i)?);
+        }
+        Ok(ObjectList(out))
+    }
+}
+
+/// A page size: an int (the engine checks the range).
+#[derive(Clone, Copy)]
+pub struct Size(pub usize);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Size {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let Int64(n) = Int64::extract(obj)?;
+        // Out of range values become 0, which the engine refuses with its own message.
+        Ok(Size(usize::try_from(n).unwrap_or(0)))
+    }
+}
+
+/// The options of `create_resource` as the engine's `ResourceConfig` (s3db.js names).
+#[allow(clippy::too_many_arguments)]
+pub fn resource_config(
+    attributes: Object,
+    behavior: Option<Str>,
+    timestamps: Option<Bool>,
+    partitions: Option<PartitionsArg>,
+    paranoid: Option<Bool>,
+    id_size: Option<Int64>,
+    passphrase: Option<Str>,
+) -> s3db::Result<s3db::ResourceConfig> {
+    let mut opts = Map::new();
+    opts.insert("attributes".into(), attributes.0);
+    if let Some(b) = behavior {
+        opts.insert("behavior".into(), Value::String(b.0));
+    }
+    if let Some(t) = timestamps {
+        opts.insert("timestamps".into(), Value::Bool(t.0));
+    }
+    if let Some(p) = partitions {
+        opts.insert("partitions".into(), p.0);
+    }
+    if let Some(p) = paranoid {
+        opts.insert("paranoid".into(), Value::Bool(p.0));
+    }
+    if let Some(n) = id_size {
+        opts.insert("idSize".into(), Value::from(n.0));
+    }
+    if let Some(p) = passphrase {
+        opts.insert("passphrase".into(), Value::String(p.0));
+    }
+    s3db::ResourceConfig::from_json(&Value::Object(opts))
+}
+
+/// `partition` and `values` of `list`, `list_ids` and `count`.
+pub type PartitionFilter = Option<(String, Map<String, Value>)>;
+
+pub fn partition_filter(
+    py: Python<'_>,
+    partition: Option<Str>,
+    values: Option<Object>,
+) -> PyResult<PartitionFilter> {
+    match (partition, values) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(py, "values need a partition")),
+        (Some(p), values) => {
+            let values = match values.map(|o| o.0) {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            Ok(Some((p.0, values)))
+        }
+    }
+}
+
+pub fn as_partition(f: &PartitionFilter) -> Option<(&str, &Map<String, Value>)> {
+    f.as_ref().map(|(n, v)| (n.as_str(), v))
+}
+
+pub fn batch_json(items: Vec<s3db::BatchItem>) -> Value {
+    serde_json::to_value(items).unwrap_or(Value::Null)
+}
+
+pub fn many_json((found, missing): (Vec<Value>, Vec<String>)) -> Value {
+    serde_json::json!({"found": found, "missing": missing})
+}
+
+pub fn page_json(page: s3db::Page) -> Value {
+    serde_json::json!({"items": page.items, "cursor": page.cursor})
+}
+
+pub fn reindex_json((written, deleted): (u64, u64)) -> Value {
+    serde_json::json!({"written": written, "deleted": deleted})
+}
+
+pub fn records_json(records: Vec<Value>) -> Value {
+    Value::Array(records)
 }

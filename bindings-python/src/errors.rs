@@ -34,8 +34,23 @@ pub fn new_error(py: Python<'_>, code: &str, message: &str) -> PyErr {
     }
 }
 
+/// The exception for an engine error. A validation error's structured details (a list of
+/// `{field, rule, expected, actual}`) become `ValidationError.details`.
 pub fn engine_error(py: Python<'_>, err: &s3db::Error) -> PyErr {
-    new_error(py, err.kind().code(), err.message())
+    let code = err.kind().code();
+    let details = match err.details() {
+        Some(d @ serde_json::Value::Array(_)) if err.kind() == s3db::ErrorKind::Validation => d,
+        _ => return new_error(py, code, err.message()),
+    };
+    let made = class_for(py, code).and_then(|cls| {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("details", crate::convert::json_to_py(py, details)?)?;
+        cls.call((err.message(),), Some(&kwargs))
+    });
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
 }
 
 pub fn invalid(py: Python<'_>, message: &str) -> PyErr {

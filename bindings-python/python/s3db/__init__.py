@@ -3,8 +3,15 @@
 Async API (asyncio)::
 
     db = await s3db.connect("file:///var/lib/app")        # or memory://, s3://, http(s)://
-    users = await db.create_resource("users", {"name": "string|required"})
+    users = await db.create_resource(
+        "users",
+        {"name": "string|min:2", "email": "email|optional", "tags": "array|items:string|optional"},
+        partitions={"byName": {"fields": {"name": "string"}}},
+        timestamps=True,
+    )
     user = await users.insert({"name": "Ada"})
+    page = await users.page(10)                            # {"items": [...], "cursor": ...}
+    found = await users.query({"name": {"$in": ["Ada", "Grace"]}})
     async with db.lock("nightly-job", ttl=30.0) as lock:
         ...                                                # lock.fencing_token
     seq = db.sequence("orders")
@@ -16,9 +23,12 @@ Blocking twin (same method names, values returned directly; the GIL is released)
     with db.lock("job"):
         ...
 
-Records are dicts in and dicts out. Every error is an ``S3dbError`` with a stable ``.code``;
-wrong argument types raise ``InvalidArgumentError`` (which is also a ``TypeError`` and a
-``ValueError``).
+Resources follow s3db.js's data model: attributes are required unless ``|optional``, strings
+are trimmed unless ``|trim:false``, undeclared fields are refused. Records are dicts in and
+dicts out, with native values (numbers, booleans, nested dicts, lists). Every error is an
+``S3dbError`` with a stable ``.code``; a ``ValidationError`` lists the failed checks in
+``.details``; wrong argument types raise ``InvalidArgumentError`` (which is also a
+``TypeError`` and a ``ValueError``).
 """
 
 from ._errors import (
@@ -33,6 +43,14 @@ from ._errors import (
     S3dbError,
     StorageError,
     ValidationError,
+)
+from ._types import (
+    BatchError,
+    BatchItem,
+    GetManyResult,
+    Page,
+    ReindexResult,
+    ValidationIssue,
 )
 from ._s3db import (
     Database,
@@ -73,4 +91,10 @@ __all__ = [
     "LockLostError",
     "CorruptError",
     "StorageError",
+    "BatchError",
+    "BatchItem",
+    "GetManyResult",
+    "Page",
+    "ReindexResult",
+    "ValidationIssue",
 ]

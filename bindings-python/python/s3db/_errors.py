@@ -4,7 +4,9 @@ The codes are the same in every language binding (see docs/bindings.md). The nat
 looks classes up in ``_BY_CODE`` to turn an engine error into a Python exception.
 """
 
-from typing import ClassVar, Dict, Type
+from typing import ClassVar, Dict, List, Optional, Type
+
+from ._types import ValidationIssue
 
 __all__ = [
     "S3dbError",
@@ -56,9 +58,19 @@ class ConflictError(S3dbError):
 
 
 class ValidationError(S3dbError):
-    """The record (or the resource's attribute definitions) does not fit the schema."""
+    """The record (or the resource's definition) does not fit the schema.
+
+    ``details`` lists the failed checks of a record, one dict per issue:
+    ``{"field": ..., "rule": ..., "expected": ..., "actual": ...}`` (all str). It is an
+    empty list when the engine gave none (an invalid schema, a metadata size limit, ...).
+    """
 
     code: ClassVar[str] = "VALIDATION"
+    details: List[ValidationIssue]
+
+    def __init__(self, *args: object, details: Optional[List[ValidationIssue]] = None) -> None:
+        super().__init__(*args)
+        self.details = list(details) if details is not None else []
 
 
 class InvalidArgumentError(S3dbError, ValueError, TypeError):
