@@ -170,3 +170,40 @@ def test_sync_and_async_see_the_same_data(url: str) -> None:
         return await (await db.resource("users")).get("shared")
 
     assert asyncio.run(read()) == {"id": "shared", "name": "both"}
+
+
+def test_sync_data_model_values(sdb: s3db.SyncDatabase) -> None:
+    """The blocking twin returns plain values (the scenarios of test_data_model.py run through
+    both APIs; here: the types the blocking calls return directly)."""
+    res = sdb.create_resource(
+        "orders",
+        {"status": "string", "amount": "number", "paid": "boolean", "lines": "array|items:object"},
+        partitions=["status"],
+        paranoid=False,
+    )
+    assert isinstance(res, s3db.SyncResource)
+    rec = {"id": "o1", "status": "open", "amount": 2.5, "paid": False, "lines": [{"sku": "a"}]}
+    assert res.insert(dict(rec)) == rec
+    got = res.get_with_etag("o1")
+    assert type(got) is tuple and got[0] == rec and isinstance(got[1], str)
+    res.update("o1", {"paid": True})
+    with pytest.raises(s3db.PreconditionFailedError):
+        res.update_if("o1", {"paid": False}, got[1])  # stale since the update
+    assert res.get("o1")["paid"] is True
+    items = res.insert_many([{"id": "o2", "status": "x", "amount": 1, "paid": True, "lines": []}])
+    assert items == [{"index": 0, "id": "o2", "record": res.get("o2")}]
+    assert res.get_many(range(0)) == {"found": [], "missing": []}  # any sequence of ids
+    with pytest.raises(s3db.InvalidArgumentError):
+        res.get_many(i for i in ["o1"])  # a generator is not a sequence
+    with pytest.raises(s3db.InvalidArgumentError):
+        res.delete_many(b"o1")
+    assert res.count("byStatus", {"status": "x"}) == 1
+    assert res.reindex("byStatus") == {"written": 0, "deleted": 0}
+    assert res.page(1)["cursor"] is not None
+    assert [r["id"] for r in res.query({"amount": {"$gt": 2}})] == ["o1"]
+    with pytest.raises(s3db.ValidationError) as err:
+        res.upsert({"id": "o3", "status": "x"})
+    assert {i["field"] for i in err.value.details} == {"amount", "paid", "lines"}
+    assert res.delete_many(["o1", "o9"])[1]["error"]["code"] == "NOT_FOUND"
+    assert res.delete_all() == 1
+    assert res.list() == [] and res.list_ids("byStatus") == []

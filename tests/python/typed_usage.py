@@ -7,7 +7,7 @@ import s3db
 
 
 async def use_async(url: str) -> int:
-    db: s3db.Database = await s3db.connect(url)
+    db: s3db.Database = await s3db.connect(url, passphrase="pw")
     users: s3db.Resource = await db.create_resource("users", {"name": "string|required"})
     rec: Dict[str, Any] = await users.insert({"name": "Ada"})
     got: Dict[str, Any] = await users.get(rec["id"])
@@ -17,7 +17,7 @@ async def use_async(url: str) -> int:
     ids: List[str] = await users.list_ids()
     records: List[Dict[str, Any]] = await users.list()
     n: int = await users.count()
-    await users.delete("x")
+    await users.delete(got["id"])
     names: List[str] = await db.list_resources()
     stats: Dict[str, int] = db.stats()
     db.reset_stats()
@@ -39,18 +39,94 @@ async def use_async(url: str) -> int:
     except s3db.S3dbError as e:
         code = e.code
     del maybe, ok, ids, records, names, stats, token, holder, cur, results, code
-    return n + value
+    return n + value + await use_data_model(db)
+
+
+async def use_data_model(db: s3db.Database) -> int:
+    orders = await db.create_resource(
+        "orders",
+        {
+            "status": "string",
+            "amount": "number",
+            "note": "string|optional",
+            "address": {"city": "string"},
+        },
+        behavior="body-overflow",
+        timestamps=True,
+        partitions={"byStatus": {"fields": {"status": "string"}}},
+        paranoid=False,
+        id_size=12,
+        passphrase=None,
+    )
+    await db.create_resource("short", {"status": "string"}, partitions=["status"])
+    items: List[s3db.BatchItem] = await orders.insert_many(
+        [{"id": "a", "status": "paid", "amount": 1}, {"status": "x"}]
+    )
+    for item in items:
+        index: int = item["index"]
+        rid: Optional[str] = item["id"]
+        if "error" in item:
+            err: s3db.BatchError = item["error"]
+            print(index, rid, err["code"], err["message"])
+        elif "record" in item:
+            rec: Dict[str, Any] = item["record"]
+            print(rec)
+    many: s3db.GetManyResult = await orders.get_many(["a", "b"])
+    found: List[Dict[str, Any]] = many["found"]
+    missing: List[str] = many["missing"]
+    await orders.replace("a", {"status": "open", "amount": 2})
+    await orders.upsert({"id": "a", "amount": 3})
+    await orders.patch("a", {"address.city": "Paris"})
+    record, etag = await orders.get_with_etag("a")
+    await orders.update_if("a", {"amount": record["amount"] + 1}, etag)
+    deleted: List[s3db.BatchItem] = await orders.delete_many(["a"])
+    page: s3db.Page = await orders.page(10)
+    cursor: Optional[str] = page["cursor"]
+    if cursor is not None:
+        await orders.page(10, cursor)
+    paid: List[Dict[str, Any]] = await orders.query({"amount": {"$gte": 1}, "status": "paid"})
+    in_partition: List[Dict[str, Any]] = await orders.list("byStatus", {"status": "paid"})
+    n: int = await orders.count(partition="byStatus", values={"status": "paid"})
+    ids: List[str] = await orders.list_ids("byStatus")
+    counts: s3db.ReindexResult = await orders.reindex("byStatus")
+    removed: int = await orders.delete_all()
+    try:
+        await orders.insert({"status": 5})
+    except s3db.ValidationError as e:
+        for issue in e.details:
+            field: str = issue["field"]
+            print(field, issue["rule"], issue["expected"], issue["actual"])
+    del found, missing, deleted, paid, in_partition, ids
+    return n + counts["written"] + counts["deleted"] + removed
 
 
 def use_sync(url: str) -> int:
-    db: s3db.SyncDatabase = s3db.connect_sync(url)
-    users: s3db.SyncResource = db.create_resource("users", {"name": "string"})
+    db: s3db.SyncDatabase = s3db.connect_sync(url, passphrase="pw")
+    users: s3db.SyncResource = db.create_resource(
+        "users", {"name": "string"}, timestamps=True, partitions=["name"], paranoid=False
+    )
     rec: Dict[str, Any] = users.insert({"name": "x"})
     users.update(rec["id"], {"name": "y"})
+    items: List[s3db.BatchItem] = users.insert_many([{"name": "z"}])
+    many: s3db.GetManyResult = users.get_many([rec["id"]])
+    users.replace(rec["id"], {"name": "r"})
+    users.upsert({"id": rec["id"], "name": "u"})
+    users.patch(rec["id"], {"name": "p"})
+    got, etag = users.get_with_etag(rec["id"])
+    users.update_if(rec["id"], {"name": got["name"]}, etag)
+    page: s3db.Page = users.page(10, None)
+    found: List[Dict[str, Any]] = users.query({"name": {"$in": ["p"]}})
+    by_name: int = users.count("byName", {"name": "p"})
+    users.list("byName", {"name": "p"})
+    users.list_ids("byName")
+    counts: s3db.ReindexResult = users.reindex()
+    users.delete_many([rec["id"]])
+    removed: int = users.delete_all()
+    del items, many, page, found, counts
     with db.lock("job") as lock:
         token: int = lock.fencing_token
     seq: s3db.SyncSequence = db.sequence("s")
-    return users.count() + seq.next() + token
+    return users.count() + seq.next() + token + by_name + removed
 
 
 if __name__ == "__main__":
