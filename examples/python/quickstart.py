@@ -33,21 +33,61 @@ async def main() -> None:
     print(f"connecting to {describe(url)}")
     db = await s3db.connect(url)
 
-    users = await db.create_resource("users", {"name": "string|required", "email": "string"})
+    # s3db.js's data model: fields are required unless `|optional`, strings are trimmed.
+    users = await db.create_resource(
+        "users",
+        {
+            "name": "string|min:2",
+            "email": "email|optional",
+            "role": "string",
+            "tags": "array|items:string|optional",
+            "address": {"city": "string|optional"},
+        },
+        partitions={"byRole": {"fields": {"role": "string"}}},
+        timestamps=True,
+    )
     print(f"resources: {await db.list_resources()}")
 
-    ada = await users.insert({"name": "Ada Lovelace", "email": "ada@example.org"})
+    ada = await users.insert(
+        {"name": "  Ada Lovelace ", "email": "ada@example.org", "role": "admin", "tags": ["math"]}
+    )
     print(f"inserted {ada}")
     print(f"got      {await users.get(ada['id'])}")
-    updated = await users.update(ada["id"], {"email": "ada@analytical.engine"})
+    updated = await users.update(ada["id"], {"address.city": "London"})
     print(f"updated  {updated}")
-    await users.insert({"name": "Grace Hopper"})
-    print(f"count    {await users.count()}")
+
+    batch = await users.insert_many(
+        [
+            {"name": "Grace Hopper", "role": "admin"},
+            {"name": "Linus", "role": "dev"},
+            {"role": "dev"},
+        ]
+    )
+    for item in batch:
+        outcome = item["error"]["code"] if "error" in item else item["id"]
+        print(f"insert_many[{item['index']}]: {outcome}")
+    admin_count = await users.count("byRole", {"role": "admin"})  # one LIST, no GET
+    print(f"count    {await users.count()}, admins {admin_count}")
+    admins = await users.query({"role": "admin", "name": {"$ne": "Grace Hopper"}})
+    print(f"query    {[u['name'] for u in admins]}")
+    page = await users.page(2)
+    print(f"page     {[u['name'] for u in page['items']]}, more: {page['cursor'] is not None}")
 
     try:
-        await users.insert({"id": ada["id"], "name": "again"})
+        await users.insert({"id": ada["id"], "name": "again", "role": "x"})
     except s3db.AlreadyExistsError as e:
         print(f"duplicate id refused: {e.code}")
+    try:
+        await users.insert({"name": "A", "role": "dev", "nickname": "?"})
+    except s3db.ValidationError as e:
+        print(f"invalid record refused: {[(i['field'], i['rule']) for i in e.details]}")
+
+    record, etag = await users.get_with_etag(ada["id"])
+    await users.update_if(ada["id"], {"tags": record["tags"] + ["engines"]}, etag)
+    try:
+        await users.update_if(ada["id"], {"tags": []}, etag)
+    except s3db.PreconditionFailedError as e:
+        print(f"stale update refused: {e.code}")
 
     async with db.lock("quickstart", ttl=30.0) as lock:
         print(f"holding lock {lock.name!r}, fencing token {lock.fencing_token}")
