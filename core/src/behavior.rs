@@ -141,8 +141,12 @@ pub fn layout(input: Input<'_>) -> Result<Layout> {
                     .find(|(k, v)| k.as_str() != "_v" && v.as_str() != Some(""))
                     .map(|(k, _)| k.clone());
                 match last {
+                    // s3db.js blanks the field; cutting it by the excess keeps what fits.
                     Some(k) => {
-                        result.insert(k, json!(""));
+                        let excess = total_size(&result) + TRUNCATED_FLAG_COST - effective;
+                        let text = result[&k].as_str().unwrap_or_default().to_string();
+                        let kept = truncate_utf8(&text, text.len().saturating_sub(excess));
+                        result.insert(k, json!(kept));
                         truncated = true;
                     }
                     None => {
