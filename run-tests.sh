@@ -49,4 +49,7 @@ step "Node"
 step "Cross-language"
 tests/interop/run.sh
 
+step "Multi-process torture (Rust, Python, Node on one lock and one sequence)"
+tests/torture/run.sh
+
 step "All tests passed in $(elapsed)"
