@@ -85,20 +85,23 @@ struct Stored {
 
 const HAS_CONTENT: &str = "_hascontent";
 
-/// Binary content: flagged `_hascontent` with a type other than JSON (s3db.js updates copy
-/// the flag onto records whose JSON body holds fields, so JSON is record data).
+/// Binary content: a non-empty body that is not JSON, flagged `_hascontent` or typed as
+/// something else than JSON. (s3db.js updates copy the flag onto records whose JSON body holds
+/// fields, and some S3 front ends drop `_`-prefixed metadata, so neither alone decides.)
 fn content_of(obj: &Object) -> Option<(Bytes, String)> {
-    if obj.head.metadata.get(HAS_CONTENT).map(String::as_str) != Some("true") {
+    if obj.body.is_empty() {
         return None;
     }
+    let flagged = obj.head.metadata.get(HAS_CONTENT).map(String::as_str) == Some("true");
     let ct = obj
         .head
         .metadata
         .get("_mimetype")
         .and_then(|m| crate::schema::codec::decode_value(m))
-        .or_else(|| obj.head.content_type.clone())
-        .unwrap_or_else(|| "application/octet-stream".into());
-    (ct != "application/json").then(|| (obj.body.clone(), ct))
+        .or_else(|| obj.head.content_type.clone())?;
+    let json =
+        ct == "application/json" || obj.head.content_type.as_deref() == Some("application/json");
+    (!json && (flagged || !ct.is_empty())).then(|| (obj.body.clone(), ct))
 }
 
 impl Resource {

@@ -195,7 +195,11 @@ async fn behaviors_at_the_byte_boundary() {
                 r.unwrap();
                 let got = res.get("over").await.unwrap();
                 let kept = got["a"].as_str().unwrap();
-                assert!(kept.len() < over.len() && kept.len() > 2000, "cut to what fits, not blanked: {}", kept.len());
+                assert!(
+                    kept.len() < over.len() && kept.len() > 2000,
+                    "cut to what fits, not blanked: {}",
+                    kept.len()
+                );
                 assert!(over.starts_with(kept));
             }
             _ => {
@@ -464,8 +468,13 @@ async fn resource_api_batch_replace_upsert_paranoid_timestamps() {
             (json!("first"), json!(3))
         );
 
-        res.upsert(json!({"id": 42, "name": "numeric"})).await.unwrap();
-        assert_eq!(res.upsert(json!({"id": 42, "qty": 1})).await.unwrap()["name"], "numeric");
+        res.upsert(json!({"id": 42, "name": "numeric"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            res.upsert(json!({"id": 42, "qty": 1})).await.unwrap()["name"],
+            "numeric"
+        );
 
         let (_, etag) = res.get_with_etag("u").await.unwrap();
         res.update("u", json!({"qty": 4})).await.unwrap();
