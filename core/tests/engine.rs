@@ -552,3 +552,42 @@ async fn sequences_are_gapless_and_unique_under_contention() {
             .is_err());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_show_in_debug_or_errors() {
+    let mut urls = vec![format!("memory://{}", random_name("dbg-"))];
+    if let Ok(s3) = std::env::var("S3DB_TEST_S3_URL") {
+        urls.push(s3.replacen(":test@", ":sUpErSeCrEt@", 1));
+    }
+    for url in urls {
+        let db = Database::connect_with(
+            &url,
+            s3db::ConnectOptions {
+                passphrase: Some("pAsSpHrAsE".into()),
+            },
+        )
+        .await
+        .unwrap();
+        let res = db
+            .create_resource("vault", &json!({"pin": "secret", "name": "string"}))
+            .await
+            .unwrap();
+        res.insert(json!({"id": "v", "pin": "1234-SECRET-PIN", "name": "n"}))
+            .await
+            .unwrap();
+        let e = res
+            .insert(json!({"id": "v", "pin": "1234-SECRET-PIN", "name": "n"}))
+            .await
+            .unwrap_err();
+        for text in [
+            format!("{db:?}"),
+            format!("{res:?}"),
+            format!("{e:?}"),
+            e.to_string(),
+        ] {
+            for secret in ["sUpErSeCrEt", "pAsSpHrAsE", "1234-SECRET-PIN"] {
+                assert!(!text.contains(secret), "{secret} leaked in {text}");
+            }
+        }
+    }
+}
