@@ -1,5 +1,8 @@
 // Type declarations of the public API of s3db-rs (hand-written; lib.js is the implementation).
 
+/// <reference types="node" />
+import { EventEmitter } from 'node:events'
+
 /** A JSON value as stored in a record field. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
 
@@ -58,7 +61,35 @@ export interface ResourceOptions {
   idSize?: number
   /** Passphrase of this resource's secret fields (overrides the connection's; never stored). */
   passphrase?: string
+  /** How ids of inserted records without one are made: an s3db.js form stored in the catalog
+   * (`'incremental'`, `'incremental:1000'`, `'incremental:ORD-0001'`, `'incremental:fast'`,
+   * `{type: 'incremental', …}`, or an id size), or a function applied by this binding (not
+   * stored: pass it again when redefining the resource in another process). */
+  idGenerator?: IdGenerator
 }
+
+/** s3db.js `idGenerator` as an object. */
+export interface IncrementalIdGenerator {
+  type: 'incremental'
+  /** First value (default 1). */
+  start?: number
+  /** Step (default 1). */
+  increment?: number
+  /** Text before the number, e.g. `'ORD-'`. */
+  prefix?: string
+  /** Digits, zero-padded. */
+  padding?: number
+  /** `'fast'` reserves ids in batches (gaps possible); `'standard'` (default) does not. */
+  mode?: 'standard' | 'fast'
+  /** Ids reserved per request in fast mode (default 100). */
+  batchSize?: number
+}
+
+/** Makes the id of a record inserted without one (it gets the record being inserted). */
+export type IdGeneratorFunction = (record: NewRecord) => string | Promise<string>
+
+export type IdGenerator = string | number | IncrementalIdGenerator | IdGeneratorFunction
+
 /** The former name of `ResourceOptions`. */
 export type ResourceConfig = ResourceOptions
 
@@ -153,6 +184,29 @@ export interface LockOptions {
   ttl?: number
   /** Seconds to wait for a held lock (default 0: try once). */
   timeout?: number
+  /** Renew the lock every ttl/3 in the background until it is released. */
+  autoRenew?: boolean
+  /** With `autoRenew`: runs once when renewal fails for good (LOCK_LOST, or storage failing
+   * until the lease is about to end), before the lease ends. */
+  onLost?: LockLostCallback
+}
+
+export type LockLostCallback = (error: S3dbError, lock: Lock) => void
+
+/** Who holds a lock; times are milliseconds since the epoch. */
+export interface LockInfo {
+  holderId: string
+  fencingToken: number
+  acquiredAt: number
+  expiresAt: number
+}
+
+/** A value written under a fencing token (`fencedPut`, `Lock.guardedPut`). */
+export interface Fenced {
+  value: JsonValue
+  /** The highest token that wrote it. */
+  fencingToken: number
+  version: string
 }
 
 export interface SequenceOptions {
@@ -160,6 +214,122 @@ export interface SequenceOptions {
   start?: number
   /** Step between values, not 0 (default 1). */
   increment?: number
+  /** Values reserved per request; above 1 is fast mode (values handed out locally, unused
+   * ones are gaps when the process ends). Default 1. */
+  batchSize?: number
+}
+
+/** A record's binary content (`Resource.content`). */
+export interface RecordContent {
+  content: Buffer
+  contentType: string
+}
+
+/** Binary content accepted by `insertWithContent` / `setContent` (a string is UTF-8). */
+export type ContentInput = Buffer | Uint8Array | ArrayBuffer | string
+
+/** A live state entry. */
+export interface StateEntry {
+  value: JsonValue
+  /** Pass to `compareAndSwap`. */
+  version: string
+  /** Milliseconds since the epoch; null when it never expires. */
+  expiresAt: number | null
+}
+
+export interface CasResult {
+  swapped: boolean
+  /** What is stored now (the value written when swapped); null when the key is absent. */
+  currentValue: JsonValue | null
+  currentVersion: string | null
+}
+
+export interface StateSetOptions {
+  /** Seconds until the entry expires. */
+  ttl?: number
+}
+
+/** Coordinator timing, in seconds. `heartbeatInterval` alone scales the others to it
+ * (lease 3×, worker timeout 4×, jitter and step-down margin 1/5, circuit cool-down 2×). */
+export interface CoordinatorOptions {
+  /** How often a worker writes its heartbeat and the leader renews its lease (default 5). */
+  heartbeatInterval?: number
+  /** Length of a lease (default 15). */
+  leaseTimeout?: number
+  /** A worker whose heartbeat is older than this is gone (default 20). */
+  workerTimeout?: number
+  /** `start()` first waits a random time up to this long (default 1; 0 disables). */
+  startupJitter?: number
+  /** A leader steps down this long before its lease would end (default 1). */
+  stepDownMargin?: number
+  /** Consecutive failed storage requests that open the circuit breaker (default 5). */
+  circuitBreakerThreshold?: number
+  /** How long an open circuit pauses storage requests (default 10). */
+  circuitBreakerCooldown?: number
+  /** `timestamp` (oldest start wins; default) or `alphabetical` (smallest worker id). */
+  strategy?: 'timestamp' | 'alphabetical'
+  /** Written as `pod`/`leaderPod` (default `$POD_NAME`, `$HOSTNAME` or the host name). */
+  pod?: string
+}
+
+export interface LeaderInfo {
+  leaderId: string
+  epoch: number
+  /** Milliseconds since the epoch. */
+  leaseEnd: number
+}
+
+export interface WorkerInfo {
+  workerId: string
+  pod: string | null
+  /** Milliseconds since the epoch. */
+  startTime: number
+  /** Milliseconds since the epoch. */
+  lastHeartbeat: number
+}
+
+export interface CoordinatorMetrics {
+  heartbeats: number
+  renewals: number
+  elections: number
+  leaderChanges: number
+  storageFailures: number
+  heartbeatP50Ms: number
+  heartbeatP99Ms: number
+}
+
+export interface LeaderChangedEvent {
+  leaderId: string
+  epoch: number
+}
+export interface EpochEvent {
+  epoch: number
+}
+export interface CircuitOpenedEvent {
+  failures: number
+}
+
+export type CoordinatorEvent =
+  | ({ type: 'leaderChanged' } & LeaderChangedEvent)
+  | ({ type: 'becameLeader' } & EpochEvent)
+  | ({ type: 'lostLeadership' } & EpochEvent)
+  | ({ type: 'circuitOpened' } & CircuitOpenedEvent)
+  | { type: 'circuitClosed' }
+
+/** Listener signatures of the coordinator's events. */
+export interface CoordinatorEvents {
+  /** A leader (or a new epoch) was observed, this worker included. */
+  leaderChanged: [event: LeaderChangedEvent]
+  /** This worker now leads; `epoch` is its fencing token. */
+  becameLeader: [event: EpochEvent]
+  /** This worker stopped leading (lost the lease, could not renew in time, circuit opened,
+   * or `stop()`). */
+  lostLeadership: [event: EpochEvent]
+  /** Consecutive storage failures: storage requests are paused for the cool-down. */
+  circuitOpened: [event: CircuitOpenedEvent]
+  circuitClosed: []
+  /** Every event above, as `{type, …}`. */
+  event: [event: CoordinatorEvent]
 }
 
 export type ErrorCode =
@@ -237,6 +407,23 @@ export declare class Database {
   withLock<T>(name: string, fn: (lock: Lock) => T | Promise<T>): Promise<T>
   /** A named 64-bit counter (no I/O until used). */
   sequence(name: string, options?: SequenceOptions): Sequence
+  /** Names of the stored sequences, in key order. */
+  listSequences(): Promise<string[]>
+  /** Whether someone holds the lock now (not released, not expired). One GET. */
+  isLocked(name: string): Promise<boolean>
+  /** The holder of the lock, or null when it is free. One GET. */
+  lockInfo(name: string): Promise<LockInfo | null>
+  /** Writes `value` to the fenced object `name` unless a higher token already wrote it
+   * (LOCK_LOST). Resolves to the new version. */
+  fencedPut(name: string, value: JsonValue, fencingToken: number): Promise<string>
+  /** The fenced object `name` with the highest token that wrote it, or null. */
+  fencedGet(name: string): Promise<Fenced | null>
+  /** The distributed state of `namespace` (no I/O). */
+  state(namespace: string): State
+  /** A worker of the leader election of `namespace` (no I/O until `start()`). */
+  coordinator(namespace: string, options?: CoordinatorOptions): Coordinator
+  /** What catalog healing repaired when this handle connected: one line per repair. */
+  healingLog(): string[]
 }
 
 export declare class Resource {
@@ -274,6 +461,15 @@ export declare class Resource {
   query(filter: QueryFilter): Promise<StoredRecord[]>
   /** Rebuilds the references of one partition (or all) from the records. */
   reindex(partition?: string): Promise<ReindexResult>
+  /** Inserts a record whose object body is binary `content` (default type
+   * `application/octet-stream`). */
+  insertWithContent(data: NewRecord, content: ContentInput, contentType?: string): Promise<StoredRecord>
+  /** Sets (`content`) or removes (`null`) a record's binary content. */
+  setContent(id: string, content: ContentInput | null, contentType?: string): Promise<void>
+  /** The record's binary content; NOT_FOUND when it has none. */
+  content(id: string): Promise<RecordContent>
+  /** The sequence behind an incremental `idGenerator`; null otherwise. */
+  idSequence(): Sequence | null
 }
 
 export declare class Lock {
@@ -288,6 +484,15 @@ export declare class Lock {
   extend(ttl: number): Promise<void>
   /** Releasing twice is a no-op; rejects with LOCK_LOST if it was taken over. */
   release(): Promise<void>
+  /** The ttl the lock was acquired with, in seconds. */
+  readonly ttl: number
+  /** True once this handle learnt that it no longer holds the lock. */
+  readonly isLost: boolean
+  /** Renews every ttl/3 until release; `onLost` runs once when renewal fails for good. */
+  autoRenew(onLost?: LockLostCallback): void
+  stopRenewing(): void
+  /** Writes `value` to the fenced object `name` under this lock's fencing token. */
+  guardedPut(name: string, value: JsonValue): Promise<string>
 }
 
 export declare class Sequence {
@@ -298,4 +503,58 @@ export declare class Sequence {
   current(): Promise<number | null>
   /** Makes `value` the next value handed out. */
   reset(value: number): Promise<void>
+  /** Deletes the stored counter; the next `next()` starts again at `start`. */
+  delete(): Promise<void>
+}
+
+/** Distributed state of one namespace. */
+export declare class State {
+  private constructor()
+  readonly namespace: string
+  /** The live entry; null when absent or expired. */
+  get(key: string): Promise<StateEntry | null>
+  /** Stores `value` (last writer wins), expiring after `ttl` seconds if given; resolves to
+   * the new version. */
+  set(key: string, value: JsonValue, ttl?: number | StateSetOptions): Promise<string>
+  /** Read-modify-write by compare-and-swap; `fn` runs again when another writer got there
+   * first. The entry keeps its expiry. An error thrown by `fn` aborts and is rethrown. */
+  update(key: string, fn: (current: JsonValue | null) => JsonValue | Promise<JsonValue>): Promise<StateEntry>
+  /** Writes only if the entry is still at `expectedVersion` (null: only if absent). */
+  compareAndSwap(key: string, expectedVersion: string | null, value: JsonValue): Promise<CasResult>
+  delete(key: string): Promise<void>
+  /** Adds `by` (default 1); resolves to the new value. */
+  increment(key: string, by?: number): Promise<number>
+  /** Subtracts `by` (default 1); resolves to the new value. */
+  decrement(key: string, by?: number): Promise<number>
+  /** The counter's value (0 when absent or expired). */
+  counter(key: string): Promise<number>
+  /** Sets the counter back to 0 (deletes it). */
+  reset(key: string): Promise<void>
+  /** Keys of this namespace, in byte order (expired ones included). */
+  keys(): Promise<string[]>
+}
+
+/** A worker of the leader election of one namespace. While started it keeps the process
+ * alive; `stop()` lets it exit. */
+export declare class Coordinator extends EventEmitter<CoordinatorEvents> {
+  private constructor()
+  /** Unique per coordinator, also within one process. */
+  readonly workerId: string
+  readonly namespace: string
+  /** Joins the election; the first round (and maybe `becameLeader`) happens before it
+   * resolves. Starting a running coordinator does nothing. */
+  start(): Promise<void>
+  /** Leaves the election, releasing the lease if leading; events still pending are emitted
+   * before it resolves. */
+  stop(): Promise<void>
+  isRunning(): Promise<boolean>
+  /** True only while this worker holds a lease it renewed recently enough. */
+  isLeader(): boolean
+  /** The epoch of this worker's lease while it leads; else null. */
+  fencingToken(): number | null
+  /** This worker while it leads, else the leader of the valid lease last seen, or null. */
+  getLeader(): LeaderInfo | null
+  /** Workers whose heartbeat is recent. */
+  activeWorkers(): Promise<WorkerInfo[]>
+  metrics(): CoordinatorMetrics
 }

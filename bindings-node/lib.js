@@ -6,6 +6,7 @@
 
 const path = require('node:path')
 const fs = require('node:fs')
+const { EventEmitter } = require('node:events')
 
 function loadNative() {
   const { platform, arch } = process
@@ -193,17 +194,50 @@ function secretsOf(url) {
   return [...new Set(out)].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length)
 }
 
+/** `data` with an `id` from the resource's JS id generator when it has none. */
+async function withGeneratedId(idGenerator, data) {
+  if (!idGenerator || !data || typeof data !== 'object' || Array.isArray(data)) return data
+  if (data.id !== undefined && data.id !== null) return data
+  const id = await idGenerator(data)
+  if (typeof id !== 'string' && typeof id !== 'number') {
+    throw invalidArgument(`idGenerator must return a string, got ${id === null ? 'null' : typeof id}`)
+  }
+  return { ...data, id: String(id) }
+}
+
+function bufferArg(what, value) {
+  if (Buffer.isBuffer(value)) return value
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  if (value instanceof ArrayBuffer) return Buffer.from(value)
+  if (typeof value === 'string') return Buffer.from(value, 'utf8')
+  throw invalidArgument(`${what} must be a Buffer, a Uint8Array or a string, got ${value === null ? 'null' : typeof value}`)
+}
+
+function contentTypeArg(value) {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string' || value === '') {
+    throw invalidArgument(`contentType must be a non-empty string, got ${typeof value === 'string' ? '""' : typeof value}`)
+  }
+  return value
+}
+
 class Resource {
   #native
   #secrets
-  constructor(nativeResource, secrets) {
+  #idGenerator
+  constructor(nativeResource, secrets, idGenerator) {
     if (!(nativeResource instanceof native.NativeResource)) {
       throw invalidArgument('Resource handles come from a Database')
     }
     this.#native = nativeResource
     this.#secrets = secrets
+    this.#idGenerator = typeof idGenerator === 'function' ? idGenerator : undefined
     this.name = nativeResource.name
     Object.freeze(this)
+  }
+
+  #withId(data) {
+    return withGeneratedId(this.#idGenerator, data)
   }
 
   async #call(method, ...args) {
@@ -222,12 +256,38 @@ class Resource {
     return items
   }
 
-  insert(data) {
-    return this.#call('insert', data)
+  async insert(data) {
+    return this.#call('insert', await this.#withId(data))
   }
   /** Inserts each item; returns `[{index, id, record?, error?: {code, message}}]`. */
-  insertMany(items) {
+  async insertMany(items) {
+    if (this.#idGenerator && Array.isArray(items)) {
+      const out = []
+      for (const item of items) out.push(await this.#withId(item))
+      items = out
+    }
     return this.#batch('insertMany', items)
+  }
+  /** Inserts a record whose object body is binary `content` (default type
+   * `application/octet-stream`). */
+  async insertWithContent(data, content, contentType) {
+    const bytes = bufferArg('content', content)
+    const type = contentTypeArg(contentType)
+    return this.#call('insertWithContent', await this.#withId(data), bytes, type)
+  }
+  /** Sets (a Buffer) or removes (`null`) the record's binary content. */
+  async setContent(id, content, contentType) {
+    const bytes = content === null || content === undefined ? undefined : bufferArg('content', content)
+    return this.#call('setContent', id, bytes, contentTypeArg(contentType))
+  }
+  /** `{content: Buffer, contentType}`; NOT_FOUND when the record has no content. */
+  content(id) {
+    return this.#call('content', id)
+  }
+  /** The sequence behind an incremental `idGenerator`; `null` otherwise. */
+  idSequence() {
+    const seq = this.#native.idSequence()
+    return seq ? new Sequence(seq, this.#secrets) : null
   }
   get(id) {
     return this.#call('get', id)
@@ -258,8 +318,8 @@ class Resource {
     return this.#call('replace', id, data)
   }
   /** Inserts, or merges into the record with the same id. */
-  upsert(data) {
-    return this.#call('upsert', data)
+  async upsert(data) {
+    return this.#call('upsert', await this.#withId(data))
   }
   patch(id, changes) {
     return this.#call('patch', id, changes)
@@ -337,6 +397,57 @@ class Lock {
   release() {
     return this.#call('release')
   }
+
+  /** The ttl the lock was acquired with, in seconds. */
+  get ttl() {
+    return this.#native.ttl
+  }
+
+  /** True once this handle learnt that it no longer holds the lock (a failed extend,
+   * release or renewal). `false` is no proof of holding it: use the fencing token. */
+  get isLost() {
+    return this.#native.isLost
+  }
+
+  /** Renews the lock every ttl/3 until release; `onLost(err, lock)` runs once when renewal
+   * fails for good (before the lease ends). Calling it again replaces the callback. */
+  autoRenew(onLost) {
+    if (onLost !== undefined && onLost !== null && typeof onLost !== 'function') {
+      throw invalidArgument('autoRenew: onLost must be a function')
+    }
+    const secrets = this.#secrets
+    const callback =
+      typeof onLost === 'function'
+        ? (encoded) => {
+            const err = convert(new Error(encoded), secrets)
+            try {
+              onLost(err, this)
+            } catch (e) {
+              // A throwing callback is an uncaught exception, as for any event listener.
+              process.nextTick(() => {
+                throw e
+              })
+            }
+          }
+        : undefined
+    try {
+      this.#native.autoRenew(callback)
+    } catch (e) {
+      throw convert(e, secrets)
+    }
+  }
+
+  /** Stops auto-renewal (the lock stays held until it expires or is released). */
+  stopRenewing() {
+    this.#native.stopRenewing()
+  }
+
+  /** Writes `value` to the fenced object `name` under this lock's fencing token; rejects
+   * with LOCK_LOST when the handle is released or lost or a higher token wrote it. */
+  guardedPut(name, value) {
+    if (value === undefined) return Promise.reject(invalidArgument('guardedPut needs a value'))
+    return this.#call('guardedPut', name, value)
+  }
 }
 
 class Sequence {
@@ -369,11 +480,249 @@ class Sequence {
   reset(value) {
     return this.#call('reset', value)
   }
+  /** Deletes the stored counter; the next `next()` starts again at `start`. */
+  delete() {
+    return this.#call('delete')
+  }
+}
+
+const NOT_THROWN = Symbol('not thrown')
+
+/** Distributed state of one namespace: JSON values with versions, CAS, counters, expiry. */
+class State {
+  #native
+  #secrets
+  constructor(nativeState, secrets) {
+    if (!(nativeState instanceof native.NativeState)) {
+      throw invalidArgument('State handles come from a Database')
+    }
+    this.#native = nativeState
+    this.#secrets = secrets
+    this.namespace = nativeState.namespace
+    Object.freeze(this)
+  }
+
+  async #call(method, ...args) {
+    try {
+      return await this.#native[method](...args)
+    } catch (e) {
+      throw convert(e, this.#secrets)
+    }
+  }
+
+  /** `{value, version, expiresAt}` (`expiresAt` null when it never expires), or null. */
+  async get(key) {
+    const entry = await this.#call('get', key)
+    return entry ? entryOf(entry) : null
+  }
+  /** Stores `value` (last writer wins); `ttl` seconds, or `{ttl}`. Returns the version. */
+  set(key, value, ttl) {
+    if (value === undefined) return Promise.reject(invalidArgument('state set needs a value'))
+    if (ttl !== null && typeof ttl === 'object' && !Array.isArray(ttl)) ttl = ttl.ttl
+    return this.#call('set', key, value, ttl ?? undefined)
+  }
+  /** Read-modify-write: `fn(current value or null)` (may be async) returns the new value;
+   * it runs again when another writer got there first. The entry keeps its expiry. An
+   * error thrown by `fn` aborts and is rethrown as is. Returns `{value, version, expiresAt}`. */
+  async update(key, fn) {
+    if (typeof fn !== 'function') throw invalidArgument('state update: fn must be a function')
+    let thrown = NOT_THROWN
+    const wrapped = async (current) => {
+      try {
+        const out = await fn(current)
+        if (out === undefined) {
+          throw invalidArgument('state update: fn returned undefined (return null to store null)')
+        }
+        return out
+      } catch (e) {
+        thrown = e
+        throw e
+      }
+    }
+    try {
+      return entryOf(await this.#native.update(key, wrapped))
+    } catch (e) {
+      if (thrown !== NOT_THROWN) throw thrown
+      throw convert(e, this.#secrets)
+    }
+  }
+  /** Writes `value` only if the entry is still at `expectedVersion` (null: only if absent).
+   * `{swapped, currentValue, currentVersion}`; a lost race returns what is there now. */
+  async compareAndSwap(key, expectedVersion, value) {
+    if (value === undefined) throw invalidArgument('compareAndSwap needs a value')
+    const r = await this.#call('compareAndSwap', key, expectedVersion ?? undefined, value)
+    return {
+      swapped: r.swapped,
+      currentValue: r.currentValue === undefined ? null : r.currentValue,
+      currentVersion: r.currentVersion ?? null,
+    }
+  }
+  delete(key) {
+    return this.#call('delete', key)
+  }
+  /** Adds `by` (default 1) to the counter by compare-and-swap; returns the new value. */
+  increment(key, by) {
+    return this.#call('increment', key, by ?? undefined)
+  }
+  decrement(key, by) {
+    return this.#call('decrement', key, by ?? undefined)
+  }
+  /** The counter's value (0 when absent or expired). */
+  counter(key) {
+    return this.#call('counter', key)
+  }
+  /** Sets the counter back to 0 (deletes it). */
+  reset(key) {
+    return this.#call('reset', key)
+  }
+  /** Keys of this namespace, in byte order. */
+  keys() {
+    return this.#call('keys')
+  }
+}
+
+function entryOf(e) {
+  return { value: e.value === undefined ? null : e.value, version: e.version, expiresAt: e.expiresAt ?? null }
+}
+
+const EVENT_NAMES = new Set(['leaderChanged', 'becameLeader', 'lostLeadership', 'circuitOpened', 'circuitClosed'])
+
+/** A worker of the leader election of one namespace. An EventEmitter: `leaderChanged`
+ * `{leaderId, epoch}`, `becameLeader` `{epoch}`, `lostLeadership` `{epoch}`, `circuitOpened`
+ * `{failures}`, `circuitClosed`; plus `event` with `{type, …}` for each of them. While
+ * started it keeps the process alive (like a server); `stop()` lets it exit. */
+class Coordinator extends EventEmitter {
+  #native
+  #secrets
+  #running = false
+  #pump = null
+  #op = Promise.resolve()
+  constructor(nativeCoordinator, secrets) {
+    if (!(nativeCoordinator instanceof native.NativeCoordinator)) {
+      throw invalidArgument('Coordinator handles come from a Database')
+    }
+    super()
+    this.#native = nativeCoordinator
+    this.#secrets = secrets
+    Object.defineProperty(this, 'workerId', { value: nativeCoordinator.workerId, enumerable: true })
+    Object.defineProperty(this, 'namespace', { value: nativeCoordinator.namespace, enumerable: true })
+  }
+
+  async #call(method, ...args) {
+    try {
+      return await this.#native[method](...args)
+    } catch (e) {
+      throw convert(e, this.#secrets)
+    }
+  }
+
+  #serial(fn) {
+    const run = this.#op.then(fn, fn)
+    this.#op = run.catch(() => {})
+    return run
+  }
+
+  #dispatch(ev) {
+    const { type, ...payload } = ev
+    if (!EVENT_NAMES.has(type)) return
+    try {
+      if (type === 'circuitClosed') this.emit(type)
+      else this.emit(type, payload)
+      this.emit('event', ev)
+    } catch (e) {
+      // A throwing listener is an uncaught exception, as for any async event source.
+      process.nextTick(() => {
+        throw e
+      })
+    }
+  }
+
+  async #loop() {
+    for (;;) {
+      let ev
+      try {
+        ev = await this.#native.nextEvent()
+      } catch {
+        return
+      }
+      if (ev === null || ev === undefined) {
+        if (!this.#running) return
+        continue
+      }
+      this.#dispatch(ev)
+    }
+  }
+
+  /** Joins the election (the first round runs before it resolves); then keeps going in
+   * the background. Starting a running coordinator does nothing. */
+  start() {
+    return this.#serial(async () => {
+      if (this.#running) return
+      this.#native.openEvents()
+      this.#running = true
+      this.#pump = this.#loop()
+      try {
+        await this.#call('start')
+      } catch (e) {
+        await this.#halt()
+        throw e
+      }
+    })
+  }
+
+  async #halt() {
+    this.#running = false
+    this.#native.closeEvents()
+    const pump = this.#pump
+    this.#pump = null
+    if (pump) await pump
+  }
+
+  /** Leaves the election: releases the lease if leading (emitting `lostLeadership`) and
+   * deletes this worker's heartbeat. Events still buffered are emitted before it resolves. */
+  stop() {
+    return this.#serial(async () => {
+      let err
+      try {
+        await this.#call('stop')
+      } catch (e) {
+        err = e
+      }
+      await this.#halt()
+      if (err) throw err
+    })
+  }
+
+  isRunning() {
+    return this.#call('isRunning')
+  }
+  /** True only while this worker holds a lease it renewed recently enough. */
+  isLeader() {
+    return this.#native.isLeader()
+  }
+  /** The epoch of the lease this worker holds while it leads; else null. */
+  fencingToken() {
+    return this.#native.fencingToken() ?? null
+  }
+  /** `{leaderId, epoch, leaseEnd}` of the valid lease last seen; null when none. */
+  getLeader() {
+    return this.#native.getLeader() ?? null
+  }
+  /** Workers whose heartbeat is recent: `[{workerId, pod, startTime, lastHeartbeat}]`. */
+  async activeWorkers() {
+    const workers = await this.#call('activeWorkers')
+    return workers.map((w) => ({ ...w, pod: w.pod ?? null }))
+  }
+  metrics() {
+    return this.#native.metrics()
+  }
 }
 
 class Database {
   #native
   #secrets
+  /** JS id generator functions by resource name (they are not stored in the catalog). */
+  #idGenerators = new Map()
   /** Use `await Database.connect(url)`. */
   constructor(nativeDatabase, secrets) {
     if (!(nativeDatabase instanceof native.NativeDatabase)) {
@@ -416,17 +765,25 @@ class Database {
     }
   }
 
-  /** `{name, attributes, behavior, timestamps, partitions, paranoid, idSize, passphrase}`
-   * (s3db.js `createResource` options). */
+  /** `{name, attributes, behavior, timestamps, partitions, paranoid, idSize, idGenerator,
+   * passphrase}` (s3db.js `createResource` options). `idGenerator` is an s3db.js form
+   * (`"incremental[:…]"`, `{type: "incremental", …}`, a size) or a function returning an id. */
   async createResource(options) {
     if (options === undefined || options === null) {
       throw invalidArgument('createResource needs {name, attributes, ...options}')
     }
-    return new Resource(await this.#call('createResource', optionsArg('resource options', options)), this.#secrets)
+    const opts = optionsArg('resource options', options)
+    const idGenerator = typeof opts.idGenerator === 'function' ? opts.idGenerator : undefined
+    if (idGenerator) delete opts.idGenerator
+    const nativeResource = await this.#call('createResource', opts)
+    if (idGenerator) this.#idGenerators.set(nativeResource.name, idGenerator)
+    else this.#idGenerators.delete(nativeResource.name)
+    return new Resource(nativeResource, this.#secrets, idGenerator)
   }
 
   async resource(name) {
-    return new Resource(await this.#call('resource', name), this.#secrets)
+    const nativeResource = await this.#call('resource', name)
+    return new Resource(nativeResource, this.#secrets, this.#idGenerators.get(nativeResource.name))
   }
 
   listResources() {
@@ -442,9 +799,57 @@ class Database {
     this.#sync('resetStats')
   }
 
-  /** Acquires a lock; `ttl` and `timeout` are seconds (defaults 30 and 0 = try once). */
+  /** Acquires a lock; `ttl` and `timeout` are seconds (defaults 30 and 0 = try once).
+   * `autoRenew: true` renews it every ttl/3 until release; `onLost(err, lock)` runs when
+   * renewal fails for good. */
   async lock(name, opts) {
-    return new Lock(await this.#call('lock', name, optionsArg('lock options', opts)), this.#secrets)
+    const o = optionsArg('lock options', opts) ?? {}
+    const { autoRenew, onLost } = o
+    delete o.autoRenew
+    delete o.onLost
+    if (autoRenew !== undefined && typeof autoRenew !== 'boolean') {
+      throw invalidArgument('lock option autoRenew must be a boolean')
+    }
+    if (onLost !== undefined && typeof onLost !== 'function') {
+      throw invalidArgument('lock option onLost must be a function')
+    }
+    if (onLost !== undefined && !autoRenew) {
+      throw invalidArgument('lock option onLost needs autoRenew: true')
+    }
+    const lock = new Lock(await this.#call('lock', name, o), this.#secrets)
+    if (autoRenew) {
+      try {
+        lock.autoRenew(onLost)
+      } catch (e) {
+        await lock.release().catch(() => {})
+        throw e
+      }
+    }
+    return lock
+  }
+
+  /** Whether someone holds the lock now (not released, not expired). */
+  isLocked(name) {
+    return this.#call('isLocked', name)
+  }
+
+  /** `{holderId, fencingToken, acquiredAt, expiresAt}` of the holder, or null when free. */
+  async lockInfo(name) {
+    return (await this.#call('lockInfo', name)) ?? null
+  }
+
+  /** Writes `value` to the fenced object `name` unless a higher token already wrote it
+   * (LOCK_LOST). Returns the new version. */
+  fencedPut(name, value, fencingToken) {
+    if (value === undefined) return Promise.reject(invalidArgument('fencedPut needs a value'))
+    return this.#call('fencedPut', name, value, fencingToken)
+  }
+
+  /** `{value, fencingToken, version}` of the fenced object, or null. */
+  async fencedGet(name) {
+    const f = await this.#call('fencedGet', name)
+    if (!f) return null
+    return { value: f.value === undefined ? null : f.value, fencingToken: f.fencingToken, version: f.version }
   }
 
   /** Runs `fn(lock)` holding the lock and always releases it. An error of `fn` wins over
@@ -473,9 +878,33 @@ class Database {
     return result
   }
 
-  /** A named 64-bit counter (no I/O until `next`/`current`/`reset`). */
+  /** A named 64-bit counter (no I/O until `next`/`current`/`reset`); `batchSize` > 1
+   * reserves that many values per request (fast mode; unused values are gaps). */
   sequence(name, opts) {
     return new Sequence(this.#sync('sequence', name, optionsArg('sequence options', opts)), this.#secrets)
+  }
+
+  /** Names of the stored sequences. */
+  listSequences() {
+    return this.#call('listSequences')
+  }
+
+  /** The distributed state of `namespace` (no I/O). */
+  state(namespace) {
+    return new State(this.#sync('state', namespace), this.#secrets)
+  }
+
+  /** A worker of the leader election of `namespace` (no I/O until `start()`). Options are
+   * seconds: `{heartbeatInterval, leaseTimeout, workerTimeout, startupJitter,
+   * stepDownMargin, circuitBreakerThreshold, circuitBreakerCooldown, strategy, pod}`;
+   * `heartbeatInterval` alone scales the others to it. */
+  coordinator(namespace, opts) {
+    return new Coordinator(this.#sync('coordinator', namespace, optionsArg('coordinator options', opts)), this.#secrets)
+  }
+
+  /** What catalog healing repaired when this handle connected (one line per repair). */
+  healingLog() {
+    return this.#sync('healingLog')
   }
 }
 
@@ -484,6 +913,8 @@ module.exports = {
   Resource,
   Lock,
   Sequence,
+  State,
+  Coordinator,
   S3dbError,
   NotFoundError: errorClasses.NOT_FOUND,
   AlreadyExistsError: errorClasses.ALREADY_EXISTS,

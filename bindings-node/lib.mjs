@@ -8,6 +8,8 @@ export const {
   Resource,
   Lock,
   Sequence,
+  State,
+  Coordinator,
   S3dbError,
   NotFoundError,
   AlreadyExistsError,

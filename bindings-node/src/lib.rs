@@ -9,11 +9,15 @@
 //! itself rejects (wrong JS types) arrive unprefixed with a napi status and are mapped to
 //! `INVALID_ARGUMENT` there.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use tokio::sync::broadcast;
 
 /// Marks an engine error so that the JS layer can recover its kind (and details).
 fn to_js(e: s3db::Error) -> Error {
@@ -103,6 +107,9 @@ pub struct ResourceOptions {
     pub id_size: Option<f64>,
     /// Passphrase of this resource's secret fields (never stored).
     pub passphrase: Option<String>,
+    /// s3db.js `idGenerator`: an id size, `"incremental[:…]"` or `{type: "incremental", …}`
+    /// (a JS function is applied by the JS layer and never reaches this side).
+    pub id_generator: Option<Value>,
 }
 
 impl ResourceOptions {
@@ -114,6 +121,7 @@ impl ResourceOptions {
         let mut config = s3db::ResourceConfig {
             attributes,
             passphrase: self.passphrase,
+            id_generator: self.id_generator.filter(|v| !v.is_null()),
             ..Default::default()
         };
         if let Some(b) = self.behavior {
@@ -244,6 +252,8 @@ pub struct LockOptions {
 pub struct SequenceOptions {
     pub start: Option<f64>,
     pub increment: Option<f64>,
+    /// Values reserved per compare-and-swap (fast mode above 1; gaps possible).
+    pub batch_size: Option<f64>,
 }
 
 fn lock_options(o: Option<LockOptions>) -> Result<s3db::LockOptions> {
@@ -327,6 +337,7 @@ impl Database {
     #[napi]
     pub fn sequence(&self, name: String, options: Option<SequenceOptions>) -> Result<Sequence> {
         let mut opts = s3db::SequenceOptions::default();
+        let o_batch = options.as_ref().and_then(|o| o.batch_size);
         if let Some(o) = options {
             if let Some(start) = o.start {
                 opts.start = integer("start", start)?;
@@ -335,8 +346,95 @@ impl Database {
                 opts.increment = integer("increment", increment)?;
             }
         }
+        if let Some(b) = o_batch {
+            opts.batch_size = u32::try_from(integer("batchSize", b)?).map_err(|_| {
+                invalid(format!(
+                    "batchSize must be between 0 and {}, got {b}",
+                    u32::MAX
+                ))
+            })?;
+        }
         let inner = self.inner.sequence_with(&name, opts).map_err(to_js)?;
         Ok(Sequence { inner })
+    }
+
+    /// Names of the stored sequences (`sequences/<name>/value`), in key order.
+    #[napi]
+    pub async fn list_sequences(&self) -> Result<Vec<String>> {
+        self.inner.list_sequences().await.map_err(to_js)
+    }
+
+    /// Whether someone holds the lock now (not released, not expired). One GET.
+    #[napi]
+    pub async fn is_locked(&self, name: String) -> Result<bool> {
+        self.inner.is_locked(&name).await.map_err(to_js)
+    }
+
+    /// The current holder of the lock; `null` when it is free. One GET.
+    #[napi]
+    pub async fn lock_info(&self, name: String) -> Result<Option<LockInfo>> {
+        let info = self.inner.lock_info(&name).await.map_err(to_js)?;
+        Ok(info.map(|i| LockInfo {
+            holder_id: i.holder_id,
+            fencing_token: token_of(i.fencing_token),
+            acquired_at: i.acquired_at,
+            expires_at: i.expires_at,
+        }))
+    }
+
+    /// Writes `value` to the fenced object `name` unless a higher token already wrote it
+    /// (LOCK_LOST). Returns the new version (etag).
+    #[napi]
+    pub async fn fenced_put(
+        &self,
+        name: String,
+        value: Value,
+        fencing_token: f64,
+    ) -> Result<String> {
+        let token = fencing_token_arg(fencing_token)?;
+        self.inner
+            .fenced_put(&name, &value, token)
+            .await
+            .map_err(to_js)
+    }
+
+    /// The fenced object `name`: its value and the highest token that wrote it.
+    #[napi]
+    pub async fn fenced_get(&self, name: String) -> Result<Option<Fenced>> {
+        let f = self.inner.fenced_get(&name).await.map_err(to_js)?;
+        Ok(f.map(Fenced::from))
+    }
+
+    /// The distributed state of `namespace` (no I/O).
+    #[napi]
+    pub fn state(&self, namespace: String) -> Result<State> {
+        let inner = self.inner.state(&namespace).map_err(to_js)?;
+        Ok(State { inner })
+    }
+
+    /// A worker of the leader election of `namespace` (no I/O until `start`).
+    #[napi]
+    pub fn coordinator(
+        &self,
+        namespace: String,
+        options: Option<CoordinatorOptions>,
+    ) -> Result<Coordinator> {
+        let options = coordinator_options(options)?;
+        let inner = self.inner.coordinator(&namespace, options).map_err(to_js)?;
+        // Subscribed before `start`, whose first round may already elect this worker.
+        let events = inner.subscribe();
+        Ok(Coordinator {
+            inner,
+            events: tokio::sync::Mutex::new(events),
+            closed: AtomicBool::new(true),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// What catalog healing repaired when this handle connected: one line per repair.
+    #[napi]
+    pub fn healing_log(&self) -> Vec<String> {
+        self.inner.healing_log()
     }
 }
 
@@ -500,6 +598,54 @@ impl Resource {
         self.inner.query(&filter).await.map_err(to_js)
     }
 
+    /// Inserts a record whose object body is binary `content` (s3db.js `insert(data, {content})`).
+    #[napi]
+    pub async fn insert_with_content(
+        &self,
+        data: Value,
+        content: Buffer,
+        content_type: Option<String>,
+    ) -> Result<Value> {
+        let data = plain_object("record", data)?;
+        let content_type = content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
+        self.inner
+            .insert_with_content(data, content.to_vec().into(), &content_type)
+            .await
+            .map_err(to_js)
+    }
+
+    /// Sets (`content` a Buffer) or removes (`null`) a record's binary content.
+    #[napi]
+    pub async fn set_content(
+        &self,
+        id: String,
+        content: Option<Buffer>,
+        content_type: Option<String>,
+    ) -> Result<()> {
+        let content_type = content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
+        let content = content.map(|c| (c.to_vec().into(), content_type.as_str()));
+        self.inner.set_content(&id, content).await.map_err(to_js)
+    }
+
+    /// The record's binary content and its type; NOT_FOUND when it has none.
+    #[napi]
+    pub async fn content(&self, id: String) -> Result<Content> {
+        let (bytes, content_type) = self.inner.content(&id).await.map_err(to_js)?;
+        Ok(Content {
+            content: bytes.to_vec().into(),
+            content_type,
+        })
+    }
+
+    /// The sequence behind an incremental `idGenerator`; `null` otherwise.
+    #[napi]
+    pub fn id_sequence(&self) -> Option<Sequence> {
+        self.inner
+            .id_sequence()
+            .cloned()
+            .map(|inner| Sequence { inner })
+    }
+
     /// Rebuilds the references of one partition (or all).
     #[napi]
     pub async fn reindex(&self, partition: Option<String>) -> Result<ReindexResult> {
@@ -554,7 +700,49 @@ impl Lock {
     pub async fn release(&self) -> Result<()> {
         self.inner.release().await.map_err(to_js)
     }
+
+    /// The ttl the lock was acquired with, in seconds.
+    #[napi(getter)]
+    pub fn ttl(&self) -> f64 {
+        self.inner.ttl().as_secs_f64()
+    }
+
+    /// True once this handle learnt that it no longer holds the lock.
+    #[napi(getter)]
+    pub fn is_lost(&self) -> bool {
+        self.inner.is_lost()
+    }
+
+    /// Renews the lock every ttl/3 in the background. When renewal fails for good,
+    /// `on_lost` gets the encoded error (`[s3db:CODE] message`). The callback does not keep
+    /// the process alive.
+    #[napi]
+    pub fn auto_renew(&self, on_lost: Option<OnLostCallback>) -> Result<()> {
+        let on_lost = on_lost.map(Arc::new);
+        self.inner
+            .auto_renew(move |e| {
+                if let Some(cb) = &on_lost {
+                    cb.call(to_js(e).reason, ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            })
+            .map_err(to_js)
+    }
+
+    #[napi]
+    pub fn stop_renewing(&self) {
+        self.inner.stop_renewing()
+    }
+
+    /// Writes protected data under this lock's fencing token; LOCK_LOST when the handle
+    /// is released or lost, or a higher token already wrote it. Returns the new version.
+    #[napi]
+    pub async fn guarded_put(&self, name: String, value: Value) -> Result<String> {
+        self.inner.guarded_put(&name, &value).await.map_err(to_js)
+    }
 }
+
+/// `(encoded error) => void`, weak: it never keeps the process alive.
+type OnLostCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
 
 #[napi(js_name = "NativeSequence")]
 pub struct Sequence {
@@ -584,5 +772,444 @@ impl Sequence {
     pub async fn reset(&self, value: f64) -> Result<()> {
         let value = integer("value", value)?;
         self.inner.reset(value).await.map_err(to_js)
+    }
+
+    /// Deletes the stored counter; the next `next()` starts again at `start`.
+    #[napi]
+    pub async fn delete(&self) -> Result<()> {
+        self.inner.delete().await.map_err(to_js)
+    }
+}
+
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// A 64-bit token as a JS number (tokens never get near 2^53 in practice).
+fn token_of(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn fencing_token_arg(v: f64) -> Result<u64> {
+    let t = integer("fencingToken", v)?;
+    u64::try_from(t).map_err(|_| invalid(format!("fencingToken must not be negative, got {t}")))
+}
+
+/// Who holds a lock (times in milliseconds since the epoch).
+#[napi(object)]
+pub struct LockInfo {
+    pub holder_id: String,
+    pub fencing_token: i64,
+    pub acquired_at: i64,
+    pub expires_at: i64,
+}
+
+/// A value written under a fencing token.
+#[napi(object)]
+pub struct Fenced {
+    pub value: Value,
+    /// The highest token that wrote this object.
+    pub fencing_token: i64,
+    /// The object's version (etag).
+    pub version: String,
+}
+
+impl From<s3db::Fenced> for Fenced {
+    fn from(f: s3db::Fenced) -> Self {
+        Fenced {
+            value: f.value,
+            fencing_token: token_of(f.fencing_token),
+            version: f.version,
+        }
+    }
+}
+
+/// A record's binary content.
+#[napi(object)]
+pub struct Content {
+    pub content: Buffer,
+    pub content_type: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Distributed state
+
+#[napi(object)]
+pub struct StateEntry {
+    pub value: Value,
+    pub version: String,
+    /// Milliseconds since the epoch; absent when the entry never expires.
+    pub expires_at: Option<i64>,
+}
+
+impl From<s3db::StateEntry> for StateEntry {
+    fn from(e: s3db::StateEntry) -> Self {
+        StateEntry {
+            value: e.value,
+            version: e.version,
+            expires_at: e.expires_at,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct CasResult {
+    pub swapped: bool,
+    /// What is stored now (the value written when swapped); absent when the key is absent.
+    pub current_value: Option<Value>,
+    pub current_version: Option<String>,
+}
+
+/// `(current value or null) => Promise<new value>` (the JS layer always passes an async
+/// function).
+type UpdateCallback = ThreadsafeFunction<Value, Promise<Value>, Value, Status, false>;
+
+#[napi(js_name = "NativeState")]
+pub struct State {
+    inner: s3db::StateStore,
+}
+
+fn optional_ttl(ttl: Option<f64>) -> Result<Option<Duration>> {
+    ttl.map(|t| seconds("ttl", t)).transpose()
+}
+
+fn counter_step(by: Option<f64>) -> Result<i64> {
+    by.map(|b| integer("by", b))
+        .transpose()
+        .map(|b| b.unwrap_or(1))
+}
+
+#[napi]
+impl State {
+    #[napi(getter)]
+    pub fn namespace(&self) -> String {
+        self.inner.namespace().to_string()
+    }
+
+    /// The live entry; `null` when absent or expired. One GET.
+    #[napi]
+    pub async fn get(&self, key: String) -> Result<Option<StateEntry>> {
+        let e = self.inner.get(&key).await.map_err(to_js)?;
+        Ok(e.map(StateEntry::from))
+    }
+
+    /// Stores `value` (last writer wins), expiring after `ttl` seconds if given. Returns
+    /// the new version.
+    #[napi]
+    pub async fn set(&self, key: String, value: Value, ttl: Option<f64>) -> Result<String> {
+        let ttl = optional_ttl(ttl)?;
+        self.inner.set(&key, value, ttl).await.map_err(to_js)
+    }
+
+    /// Read-modify-write by compare-and-swap: `f` runs again when another writer got there
+    /// first; the entry keeps its expiry. Returns what was written.
+    #[napi]
+    pub async fn update(&self, key: String, f: UpdateCallback) -> Result<StateEntry> {
+        let f = Arc::new(f);
+        let entry = self
+            .inner
+            .update(&key, |current| {
+                let arg = current.unwrap_or(Value::Null);
+                let f = f.clone();
+                // The engine's closure is synchronous: wait for the JS function on this
+                // worker, handing the worker's other tasks to another thread meanwhile.
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::block_in_place(move || {
+                    handle.block_on(async move { f.call_async_catch(arg).await?.await })
+                })
+                .map_err(|e| {
+                    s3db::Error::invalid(format!("state update function failed: {}", e.reason))
+                })
+            })
+            .await
+            .map_err(to_js)?;
+        Ok(entry.into())
+    }
+
+    /// Writes `value` only if the entry is still at `expectedVersion` (`null`: only if the
+    /// key is absent or expired). A lost race is `swapped: false` with what is there now.
+    #[napi]
+    pub async fn compare_and_swap(
+        &self,
+        key: String,
+        expected_version: Option<String>,
+        value: Value,
+    ) -> Result<CasResult> {
+        let r = self
+            .inner
+            .compare_and_swap(&key, expected_version.as_deref(), value)
+            .await
+            .map_err(to_js)?;
+        Ok(CasResult {
+            swapped: r.swapped,
+            current_value: r.current_value,
+            current_version: r.current_version,
+        })
+    }
+
+    #[napi]
+    pub async fn delete(&self, key: String) -> Result<()> {
+        self.inner.delete(&key).await.map_err(to_js)
+    }
+
+    /// Adds `by` (default 1) to the counter; returns the new value.
+    #[napi]
+    pub async fn increment(&self, key: String, by: Option<f64>) -> Result<i64> {
+        let by = counter_step(by)?;
+        self.inner.increment(&key, by).await.map_err(to_js)
+    }
+
+    /// Subtracts `by` (default 1) from the counter; returns the new value.
+    #[napi]
+    pub async fn decrement(&self, key: String, by: Option<f64>) -> Result<i64> {
+        let by = counter_step(by)?;
+        self.inner.decrement(&key, by).await.map_err(to_js)
+    }
+
+    /// The counter's value (0 when absent or expired).
+    #[napi]
+    pub async fn counter(&self, key: String) -> Result<i64> {
+        self.inner.counter(&key).await.map_err(to_js)
+    }
+
+    /// Sets the counter back to 0 (deletes it).
+    #[napi]
+    pub async fn reset(&self, key: String) -> Result<()> {
+        self.inner.reset(&key).await.map_err(to_js)
+    }
+
+    /// Keys of this namespace in byte order (expired ones included).
+    #[napi]
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        self.inner.keys().await.map_err(to_js)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Coordinator
+
+/// Seconds (like lock ttls). Setting `heartbeatInterval` scales the defaults of the others
+/// to it (the engine's `CoordinatorOptions::with_heartbeat`); the others override.
+#[napi(object)]
+pub struct CoordinatorOptions {
+    pub heartbeat_interval: Option<f64>,
+    pub lease_timeout: Option<f64>,
+    pub worker_timeout: Option<f64>,
+    pub startup_jitter: Option<f64>,
+    pub step_down_margin: Option<f64>,
+    pub circuit_breaker_threshold: Option<f64>,
+    pub circuit_breaker_cooldown: Option<f64>,
+    /// `timestamp` (oldest start wins, the default) or `alphabetical`.
+    pub strategy: Option<String>,
+    pub pod: Option<String>,
+}
+
+fn coordinator_options(o: Option<CoordinatorOptions>) -> Result<s3db::CoordinatorOptions> {
+    let Some(o) = o else {
+        return Ok(s3db::CoordinatorOptions::default());
+    };
+    let mut out = match o.heartbeat_interval {
+        Some(h) => s3db::CoordinatorOptions::with_heartbeat(seconds("heartbeatInterval", h)?),
+        None => s3db::CoordinatorOptions::default(),
+    };
+    if let Some(v) = o.lease_timeout {
+        out.lease_timeout = seconds("leaseTimeout", v)?;
+    }
+    if let Some(v) = o.worker_timeout {
+        out.worker_timeout = seconds("workerTimeout", v)?;
+    }
+    if let Some(v) = o.startup_jitter {
+        out.startup_jitter = seconds("startupJitter", v)?;
+    }
+    if let Some(v) = o.step_down_margin {
+        out.step_down_margin = seconds("stepDownMargin", v)?;
+    }
+    if let Some(v) = o.circuit_breaker_cooldown {
+        out.circuit_breaker_cooldown = seconds("circuitBreakerCooldown", v)?;
+    }
+    if let Some(v) = o.circuit_breaker_threshold {
+        let n = integer("circuitBreakerThreshold", v)?;
+        out.circuit_breaker_threshold = u32::try_from(n).map_err(|_| {
+            invalid(format!(
+                "circuitBreakerThreshold must be between 1 and {}, got {n}",
+                u32::MAX
+            ))
+        })?;
+    }
+    if let Some(s) = o.strategy {
+        out.strategy = s.parse().map_err(to_js)?;
+    }
+    out.pod = o.pod;
+    Ok(out)
+}
+
+/// `{type, …payload}` with the JS event names.
+fn event_json(ev: s3db::CoordinatorEvent) -> Value {
+    use s3db::CoordinatorEvent as E;
+    match ev {
+        E::LeaderChanged { leader_id, epoch } => {
+            json!({"type": "leaderChanged", "leaderId": leader_id, "epoch": epoch})
+        }
+        E::BecameLeader { epoch } => json!({"type": "becameLeader", "epoch": epoch}),
+        E::LostLeadership { epoch } => json!({"type": "lostLeadership", "epoch": epoch}),
+        E::CircuitOpened { failures } => json!({"type": "circuitOpened", "failures": failures}),
+        E::CircuitClosed => json!({"type": "circuitClosed"}),
+    }
+}
+
+#[napi(object)]
+pub struct LeaderInfo {
+    pub leader_id: String,
+    pub epoch: i64,
+    /// Milliseconds since the epoch.
+    pub lease_end: i64,
+}
+
+#[napi(object)]
+pub struct WorkerInfo {
+    pub worker_id: String,
+    pub pod: Option<String>,
+    /// Milliseconds since the epoch.
+    pub start_time: i64,
+    /// Milliseconds since the epoch.
+    pub last_heartbeat: i64,
+}
+
+#[napi(object)]
+pub struct CoordinatorMetrics {
+    pub heartbeats: i64,
+    pub renewals: i64,
+    pub elections: i64,
+    pub leader_changes: i64,
+    pub storage_failures: i64,
+    pub heartbeat_p50_ms: f64,
+    pub heartbeat_p99_ms: f64,
+}
+
+/// The election worker. Events reach JS through `nextEvent()`, which the JS layer polls
+/// from `start()` to `stop()`; `closeEvents()` ends a pending poll so that nothing keeps
+/// the process alive after `stop()`.
+#[napi(js_name = "NativeCoordinator")]
+pub struct Coordinator {
+    inner: s3db::Coordinator,
+    events: tokio::sync::Mutex<broadcast::Receiver<s3db::CoordinatorEvent>>,
+    /// Set by `closeEvents`: `nextEvent` returns what is buffered, then `null`, never waits.
+    closed: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+#[napi]
+impl Coordinator {
+    #[napi(getter)]
+    pub fn worker_id(&self) -> String {
+        self.inner.worker_id().to_string()
+    }
+
+    #[napi(getter)]
+    pub fn namespace(&self) -> String {
+        self.inner.namespace().to_string()
+    }
+
+    #[napi]
+    pub async fn start(&self) -> Result<()> {
+        self.inner.start().await.map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn stop(&self) -> Result<()> {
+        self.inner.stop().await.map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn is_running(&self) -> bool {
+        self.inner.is_running().await
+    }
+
+    #[napi]
+    pub fn is_leader(&self) -> bool {
+        self.inner.is_leader()
+    }
+
+    /// The epoch of the lease this worker holds, while it leads; else `null`.
+    #[napi]
+    pub fn fencing_token(&self) -> Option<i64> {
+        self.inner.fencing_token().map(token_of)
+    }
+
+    #[napi]
+    pub fn get_leader(&self) -> Option<LeaderInfo> {
+        self.inner.get_leader().map(|l| LeaderInfo {
+            leader_id: l.leader_id,
+            epoch: token_of(l.epoch),
+            lease_end: l.lease_end,
+        })
+    }
+
+    #[napi]
+    pub async fn active_workers(&self) -> Result<Vec<WorkerInfo>> {
+        let workers = self.inner.active_workers().await.map_err(to_js)?;
+        Ok(workers
+            .into_iter()
+            .map(|w| WorkerInfo {
+                worker_id: w.worker_id,
+                pod: w.pod,
+                start_time: w.start_time,
+                last_heartbeat: w.last_heartbeat,
+            })
+            .collect())
+    }
+
+    #[napi]
+    pub fn metrics(&self) -> CoordinatorMetrics {
+        let m = self.inner.metrics();
+        CoordinatorMetrics {
+            heartbeats: count_of(m.heartbeats),
+            renewals: count_of(m.renewals),
+            elections: count_of(m.elections),
+            leader_changes: count_of(m.leader_changes),
+            storage_failures: count_of(m.storage_failures),
+            heartbeat_p50_ms: m.heartbeat_p50_ms,
+            heartbeat_p99_ms: m.heartbeat_p99_ms,
+        }
+    }
+
+    /// Lets `nextEvent` wait for events again.
+    #[napi]
+    pub fn open_events(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+    }
+
+    /// Makes a pending and every later `nextEvent` return the buffered events, then `null`.
+    #[napi]
+    pub fn close_events(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    /// The next event (`{type, …}`); `null` once the events are closed and drained.
+    #[napi]
+    pub async fn next_event(&self) -> Option<Value> {
+        let mut rx = self.events.lock().await;
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.closed.load(Ordering::SeqCst) {
+                loop {
+                    match rx.try_recv() {
+                        Ok(ev) => return Some(event_json(ev)),
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                        Err(_) => return None,
+                    }
+                }
+            }
+            tokio::select! {
+                biased;
+                r = rx.recv() => match r {
+                    Ok(ev) => return Some(event_json(ev)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = &mut notified => continue,
+            }
+        }
     }
 }

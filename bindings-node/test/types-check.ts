@@ -5,6 +5,8 @@ import {
   Resource,
   Lock,
   Sequence,
+  State,
+  Coordinator,
   S3dbError,
   NotFoundError,
   AlreadyExistsError,
@@ -36,7 +38,133 @@ import {
   type QueryFilter,
   type ReindexResult,
   type ValidationIssue,
+  type LockInfo,
+  type Fenced,
+  type StateEntry,
+  type CasResult,
+  type CoordinatorOptions,
+  type CoordinatorEvent,
+  type LeaderInfo,
+  type WorkerInfo,
+  type CoordinatorMetrics,
+  type RecordContent,
+  type IdGenerator,
+  type IncrementalIdGenerator,
 } from 's3db-rs'
+
+async function coordination(db: Database): Promise<void> {
+  // Locks: info, auto-renew, fencing.
+  const held: boolean = await db.isLocked('jobs')
+  const info: LockInfo | null = await db.lockInfo('jobs')
+  const infoFields: [string, number, number, number] | undefined = info
+    ? [info.holderId, info.fencingToken, info.acquiredAt, info.expiresAt]
+    : undefined
+  const renewed: Lock = await db.lock('jobs', {
+    ttl: 2,
+    timeout: 1,
+    autoRenew: true,
+    onLost: (err: S3dbError, lock: Lock) => void [err.code, lock.name],
+  })
+  const lost: boolean = renewed.isLost
+  const ttl: number = renewed.ttl
+  renewed.autoRenew()
+  renewed.autoRenew((err) => void err.message)
+  renewed.stopRenewing()
+  const etag: string = await renewed.guardedPut('config', { max: 3 })
+  const put: string = await db.fencedPut('config', [1, 'two', null], renewed.fencingToken)
+  const fenced: Fenced | null = await db.fencedGet('config')
+  const fencedFields = fenced ? [fenced.value, fenced.fencingToken, fenced.version] : []
+
+  // Sequences.
+  const fast: Sequence = db.sequence('fast', { batchSize: 10 })
+  await fast.delete()
+  const seqNames: string[] = await db.listSequences()
+
+  // State.
+  const state: State = db.state('app')
+  const ns: string = state.namespace
+  const entry: StateEntry | null = await state.get('k')
+  const entryFields = entry ? [entry.value, entry.version, entry.expiresAt] : []
+  const v1: string = await state.set('k', { a: 1 })
+  const v2: string = await state.set('k', 'x', 30)
+  const v3: string = await state.set('k', 1, { ttl: 5 })
+  const updatedEntry: StateEntry = await state.update('n', (cur) => (typeof cur === 'number' ? cur + 1 : 1))
+  const updatedAsync: StateEntry = await state.update('n', async (cur) => [cur])
+  const cas: CasResult = await state.compareAndSwap('k', entry?.version ?? null, true)
+  const casFields: [boolean, unknown, string | null] = [cas.swapped, cas.currentValue, cas.currentVersion]
+  const counted: number = (await state.increment('c')) + (await state.increment('c', 5))
+  const down: number = (await state.decrement('c')) + (await state.decrement('c', 2))
+  const c: number = await state.counter('c')
+  await state.reset('c')
+  await state.delete('k')
+  const stateKeys: string[] = await state.keys()
+
+  // Coordinator.
+  const options: CoordinatorOptions = { heartbeatInterval: 0.2, startupJitter: 0, strategy: 'alphabetical', pod: 'p1' }
+  const coordinator: Coordinator = db.coordinator('workers', options)
+  const plainCoordinator: Coordinator = db.coordinator('workers')
+  coordinator.on('becameLeader', ({ epoch }) => void (epoch + 1))
+  coordinator.on('lostLeadership', (e) => void e.epoch)
+  coordinator.on('leaderChanged', ({ leaderId, epoch }) => void [leaderId.length, epoch])
+  coordinator.once('circuitOpened', ({ failures }) => void failures)
+  coordinator.on('circuitClosed', () => undefined)
+  coordinator.on('event', (e: CoordinatorEvent) => {
+    if (e.type === 'leaderChanged') void e.leaderId
+    if (e.type === 'circuitOpened') void e.failures
+  })
+  await coordinator.start()
+  const leads: boolean = coordinator.isLeader()
+  const epoch: number | null = coordinator.fencingToken()
+  const leader: LeaderInfo | null = coordinator.getLeader()
+  const leaderFields = leader ? [leader.leaderId, leader.epoch, leader.leaseEnd] : []
+  const workers: WorkerInfo[] = await coordinator.activeWorkers()
+  const workerFields = workers.map((w) => [w.workerId, w.pod, w.startTime, w.lastHeartbeat])
+  const metrics: CoordinatorMetrics = coordinator.metrics()
+  const m: number = metrics.heartbeats + metrics.renewals + metrics.elections + metrics.leaderChanges
+  const p: number = metrics.storageFailures + metrics.heartbeatP50Ms + metrics.heartbeatP99Ms
+  const running: boolean = await coordinator.isRunning()
+  const ids: [string, string] = [coordinator.workerId, coordinator.namespace]
+  await coordinator.stop()
+  coordinator.removeAllListeners()
+
+  // Healing.
+  const healed: string[] = db.healingLog()
+
+  // Content and id generators.
+  const incremental: IncrementalIdGenerator = { type: 'incremental', start: 1, prefix: 'INV-', padding: 4, mode: 'fast', batchSize: 50 }
+  const generators: IdGenerator[] = ['incremental:ORD-0001', 'incremental:fast', 16, incremental, () => 'id-1', async (r) => `x-${String(r.name)}`]
+  const files: Resource = await db.createResource({ name: 'files', attributes: { name: 'string' }, idGenerator: 'incremental:1000' })
+  const byFn: Resource = await db.createResource({ name: 'byfn', attributes: { name: 'string' }, idGenerator: () => crypto.randomUUID() })
+  const withContent: StoredRecord = await files.insertWithContent({ name: 'a.txt' }, Buffer.from('hello'), 'text/plain')
+  await files.insertWithContent({ name: 'b.bin' }, new Uint8Array([1, 2]))
+  await files.setContent(withContent.id, Buffer.from('bye'), 'text/plain')
+  await files.setContent(withContent.id, null)
+  const body: RecordContent = await files.content(withContent.id)
+  const bodyFields: [Buffer, string] = [body.content, body.contentType]
+  const idSeq: Sequence | null = files.idSequence()
+
+  // Misuse the declarations must reject:
+  // @ts-expect-error autoRenew is a boolean
+  await db.lock('jobs', { autoRenew: 'yes' })
+  // @ts-expect-error update takes a function
+  await state.update('k', 5)
+  // @ts-expect-error no such event
+  coordinator.on('elected', () => undefined)
+  // @ts-expect-error becameLeader carries {epoch}
+  coordinator.on('becameLeader', (e: { leaderId: string }) => void e)
+  // @ts-expect-error heartbeatInterval is seconds as a number
+  db.coordinator('x', { heartbeatInterval: '200ms' })
+  // @ts-expect-error healingLog is synchronous
+  await db.healingLog().then(() => undefined)
+  // @ts-expect-error content is bytes
+  await files.insertWithContent({ name: 'c' }, 42)
+  // @ts-expect-error no such strategy
+  db.coordinator('x', { strategy: 'random' })
+
+  void [held, infoFields, lost, ttl, etag, put, fencedFields, seqNames, ns, entryFields, v1, v2, v3]
+  void [updatedEntry, updatedAsync, casFields, counted, down, c, stateKeys, plainCoordinator, leads, epoch]
+  void [leaderFields, workerFields, m, p, running, ids, healed, generators, byFn, bodyFields, idSeq]
+}
 
 async function main(url: string): Promise<void> {
   const db: Database = await Database.connect(url)
@@ -204,3 +332,4 @@ async function main(url: string): Promise<void> {
 }
 
 void main
+void coordination
