@@ -182,8 +182,33 @@ impl Resource {
             limit: self.db.store.metadata_limit(),
         })?;
         let sent_max = behavior::S3_METADATA_MAX.max(self.db.store.metadata_limit() + 1);
+        let mut metadata = metadata;
         let mut meta = Schema::metadata_of(&metadata);
         let mut body = body;
+        // truncate-data: header encoding (u:/b:) can grow values past what S3 accepts; cut the
+        // longest value further until the metadata as sent fits.
+        while self.def.behavior == "truncate-data" && behavior::sent_size(&meta) > sent_max {
+            let over = behavior::sent_size(&meta) - sent_max;
+            let longest = metadata
+                .iter()
+                .filter(|(k, _)| !k.starts_with('_') && !k.starts_with('$'))
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .max_by_key(|(_, s)| s.len());
+            let Some((key, text)) = longest.filter(|(_, s)| !s.is_empty()) else {
+                break;
+            };
+            let mut end = text.len().saturating_sub(over.div_ceil(2).max(1));
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            metadata.insert(key, json!(text[..end]));
+            metadata.insert("$truncated".into(), json!("true"));
+            meta = Schema::metadata_of(&metadata);
+            if !body.is_empty() {
+                body = serde_json::to_vec(&crate::schema::js_key_order(metadata.clone()))
+                    .expect("json");
+            }
+        }
         // Header encoding can grow values past what S3 accepts: keep the data in the body.
         if behavior::sent_size(&meta) > sent_max {
             if self.def.behavior == "enforce-limits" || self.def.behavior == "truncate-data" {

@@ -221,6 +221,33 @@ async fn behaviors_at_the_byte_boundary() {
             }
         }
         if behavior != "enforce-limits" {
+            if behavior == "truncate-data" {
+                // Multibyte text grows when encoded for headers: still cut to fit, not refused.
+                res.insert(json!({"id": "accents", "a": "é".repeat(3000)}))
+                    .await
+                    .unwrap();
+                let kept = res.get("accents").await.unwrap()["a"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                assert!(
+                    !kept.is_empty() && "é".repeat(3000).starts_with(&kept),
+                    "{}",
+                    kept.len()
+                );
+                let obj = db
+                    .store()
+                    .get("resource=r-truncate-data/data/id=accents")
+                    .await
+                    .unwrap();
+                let sent: usize = obj
+                    .head
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum();
+                assert!(sent <= 2048, "{sent}");
+            }
             let big = "z".repeat(5000);
             res.update("fit", json!({"b": big})).await.unwrap();
             let got = res.get("fit").await.unwrap();
