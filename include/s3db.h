@@ -14,10 +14,17 @@
  * - Strings returned through `char **out` parameters are owned by the caller: free them with
  *   s3db_string_free(). String and handle out-parameters are set to NULL first, so they are
  *   NULL after any failure.
- * - Handles (s3db_database_t, s3db_resource_t, s3db_lock_t, s3db_sequence_t) are opaque, owned
- *   by the caller, freed with their NULL-safe *_free function, and safe to use from several
- *   threads at once. A handle stays valid until freed, whatever happens to the handle it came
- *   from (freeing a database does not invalidate its resources).
+ * - Handles (s3db_database_t, s3db_resource_t, s3db_lock_t, s3db_sequence_t, s3db_state_t,
+ *   s3db_coordinator_t) are opaque, owned by the caller, freed with their NULL-safe *_free
+ *   function, and safe to use from several threads at once. A handle stays valid until freed,
+ *   whatever happens to the handle it came from (freeing a database does not invalidate its
+ *   resources).
+ * - Binary content (s3db_content) is returned as a buffer and its length, owned by the caller:
+ *   free it with s3db_bytes_free(ptr, len).
+ * - Long-lived callbacks (s3db_lock_auto_renew, s3db_coordinator_on_event) run on runtime
+ *   threads until the call that ends them returns (s3db_lock_release, s3db_lock_stop_renewing,
+ *   s3db_coordinator_stop, the *_free functions); those calls wait for a callback in progress,
+ *   so user_data may be freed once they return.
  * - Blocking calls run on one process-wide multi-thread tokio runtime, started on first use.
  *   The *_async variants return at once: S3DB_OK means the callback will be called exactly once,
  *   from a runtime thread (not the calling thread); any other status means it will not be
@@ -101,6 +108,12 @@
 #define S3DB_ERR_INTERNAL 99
 
 /**
+ * A worker taking part in the leader election of one namespace (`s3db_coordinator`). Free with
+ * `s3db_coordinator_free`.
+ */
+typedef struct s3db_coordinator_t s3db_coordinator_t;
+
+/**
  * A connected database. Free with `s3db_database_free`. Handles derived from it (resources,
  * locks, sequences) stay usable after it is freed.
  */
@@ -121,6 +134,11 @@ typedef struct s3db_resource_t s3db_resource_t;
  * A named 64-bit counter. Free with `s3db_sequence_free`.
  */
 typedef struct s3db_sequence_t s3db_sequence_t;
+
+/**
+ * The keys of one namespace of distributed state (`s3db_state`). Free with `s3db_state_free`.
+ */
+typedef struct s3db_state_t s3db_state_t;
 
 /**
  * Completion callback of `s3db_connect_async`: on `S3DB_OK`, `db` is a new handle the callback
@@ -173,6 +191,27 @@ typedef void (*s3db_lock_callback)(void *user_data,
  * `s3db_with_lock` after the lock is released.
  */
 typedef int (*s3db_lock_fn)(const struct s3db_lock_t *lock, void *user_data);
+
+/**
+ * Called once when an auto-renewed lock is lost (`s3db_lock_auto_renew`), from a thread of the
+ * library's runtime, before the lease ends. `message` says why; it is valid only during the
+ * call.
+ */
+typedef void (*s3db_lost_callback)(void *user_data, const char *message);
+
+/**
+ * The function of `s3db_state_update`: gets the current value as JSON text (NULL when the key
+ * is absent or expired; valid only during the call) and returns the new value as JSON text in
+ * memory from `malloc` (the library frees it with `free`), or NULL to abort the update.
+ */
+typedef char *(*s3db_update_fn)(void *user_data, const char *current_json);
+
+/**
+ * Receives each coordinator event as JSON text (`s3db_coordinator_on_event`), from a thread of
+ * the library's runtime, one event at a time and in order. `event_json` is valid only during
+ * the call.
+ */
+typedef void (*s3db_event_callback)(void *user_data, const char *event_json);
 
 #ifdef __cplusplus
 extern "C" {
@@ -583,7 +622,8 @@ int s3db_lock_extend(const struct s3db_lock_t *lock, uint64_t ttl_ms);
 
 /**
  * Releases the lock (one conditional PUT). Releasing twice is a no-op; a lock taken over
- * meanwhile is `S3DB_ERR_LOCK_LOST`. The handle still needs `s3db_lock_free`.
+ * meanwhile is `S3DB_ERR_LOCK_LOST`. Auto-renewal stops and its on-lost callback is not called
+ * after this returns. The handle still needs `s3db_lock_free`.
  */
 int s3db_lock_release(const struct s3db_lock_t *lock);
 
@@ -650,6 +690,334 @@ int s3db_sequence_current(const struct s3db_sequence_t *seq, int64_t *out, bool 
  * Makes `value` the next value handed out.
  */
 int s3db_sequence_reset(const struct s3db_sequence_t *seq, int64_t value);
+
+/**
+ * Whether someone holds the named lock now (not released, not expired). One GET.
+ */
+int s3db_is_locked(const struct s3db_database_t *db, const char *name, bool *out);
+
+/**
+ * The current holder of the named lock as JSON
+ * `{"holderId":"…","fencingToken":3,"acquiredAt":ms,"expiresAt":ms}` (milliseconds since the
+ * Unix epoch), or `null` when it is free (absent, released, expired or unreadable). One GET.
+ */
+int s3db_lock_info(const struct s3db_database_t *db, const char *name, char **out_json);
+
+/**
+ * Renews the lock in the background every ttl/3 (by the ttl it was acquired with) until it is
+ * released, `s3db_lock_stop_renewing` is called or the handle is freed. When renewal fails for
+ * good (the lock was taken over, or storage kept failing until the lease was about to end)
+ * the handle is marked lost (`s3db_lock_is_lost`) and `on_lost(user_data, message)` runs once,
+ * on a runtime thread, before the lease ends. `on_lost` may be NULL. Calling it again
+ * replaces the previous renewal and callback. `user_data` must stay valid until the callback
+ * ran or one of release, stop_renewing, free or another auto_renew returned: they wait for a
+ * callback in progress, and after them it is never called.
+ */
+int s3db_lock_auto_renew(const struct s3db_lock_t *lock,
+                         s3db_lost_callback on_lost,
+                         void *user_data);
+
+/**
+ * Stops the auto-renewal (the lock stays held until it expires or is released); the on-lost
+ * callback is not called after this returns. No-op without auto-renewal.
+ */
+int s3db_lock_stop_renewing(const struct s3db_lock_t *lock);
+
+/**
+ * Whether this handle learnt that it no longer holds the lock (a failed extend, release or
+ * auto-renewal). `false` is no proof of holding it: protect data with the fencing token
+ * (`s3db_lock_guarded_put`).
+ */
+int s3db_lock_is_lost(const struct s3db_lock_t *lock, bool *out);
+
+/**
+ * Writes `value_json` (any JSON) to the fenced object `name` under this lock's fencing token
+ * (`s3db_fenced_put`). `S3DB_ERR_LOCK_LOST` without a request when the handle is released or
+ * known lost, or when a holder with a higher token already wrote the object. `out_version`
+ * receives the object's new version (etag); it may be NULL.
+ */
+int s3db_lock_guarded_put(const struct s3db_lock_t *lock,
+                          const char *name,
+                          const char *value_json,
+                          char **out_version);
+
+/**
+ * Writes `value_json` (any JSON) to the fenced object `name` (`plugin=s3db/fenced/<name>`)
+ * unless a higher fencing token already wrote it (`S3DB_ERR_LOCK_LOST`; equal tokens may
+ * write again). GET + one conditional PUT when uncontended. `out_version` receives the new
+ * version (etag); it may be NULL.
+ */
+int s3db_fenced_put(const struct s3db_database_t *db,
+                    const char *name,
+                    const char *value_json,
+                    uint64_t fencing_token,
+                    char **out_version);
+
+/**
+ * The fenced object `name` as JSON `{"value":…,"fencingToken":n,"version":"…"}` (the highest
+ * token that wrote it and its etag), or `null` when it does not exist. One GET.
+ */
+int s3db_fenced_get(const struct s3db_database_t *db, const char *name, char **out_json);
+
+/**
+ * `s3db_sequence` with a batch size: 0 or 1 is the standard mode (one GET + one conditional
+ * PUT per value, no gaps); more reserves `batch_size` values per GET + PUT and hands them out
+ * from the handle (no duplicates; the unused rest of a batch is a gap when the handle goes).
+ */
+int s3db_sequence_with(const struct s3db_database_t *db,
+                       const char *name,
+                       int64_t start,
+                       int64_t increment,
+                       uint32_t batch_size,
+                       struct s3db_sequence_t **out_seq);
+
+/**
+ * Deletes the stored counter (one DELETE) and drops the handle's reserved batch: the next
+ * `s3db_sequence_next` starts again at `start`.
+ */
+int s3db_sequence_delete(const struct s3db_sequence_t *seq);
+
+/**
+ * The names of the stored sequences, as a JSON array of strings in key order (one LIST per
+ * 1,000).
+ */
+int s3db_list_sequences(const struct s3db_database_t *db, char **out_json);
+
+/**
+ * The distributed state of `namespace` (`plugin=state/namespace=<ns>/`; no request is sent).
+ * Values are any JSON; each entry has a version (its etag) for compare-and-swap. On success
+ * `*out_state` is a new handle.
+ */
+int s3db_state(const struct s3db_database_t *db,
+               const char *namespace_,
+               struct s3db_state_t **out_state);
+
+/**
+ * Frees a state handle. NULL is ignored.
+ */
+void s3db_state_free(struct s3db_state_t *state);
+
+/**
+ * The live entry as JSON `{"value":…,"version":"…","expiresAt":ms or null}`, or `null` when
+ * the key is absent or expired (an expired entry is then deleted). One GET.
+ */
+int s3db_state_get(const struct s3db_state_t *state, const char *key, char **out_json);
+
+/**
+ * Stores `value_json` (any JSON; last writer wins), expiring after `ttl_ms` milliseconds (0:
+ * never). One PUT. `out_version` receives the new version; it may be NULL.
+ */
+int s3db_state_set(const struct s3db_state_t *state,
+                   const char *key,
+                   const char *value_json,
+                   uint64_t ttl_ms,
+                   char **out_version);
+
+/**
+ * Writes `value_json` only if the entry is still at `expected_version` (NULL: only if the key
+ * is absent or expired); never retries. `out_json` receives
+ * `{"swapped":true|false,"currentValue":…,"currentVersion":"…"}`: the value and version now
+ * stored (those written when swapped; null/null when the key is absent). A lost race is
+ * `S3DB_OK` with `"swapped":false`.
+ */
+int s3db_state_compare_and_swap(const struct s3db_state_t *state,
+                                const char *key,
+                                const char *expected_version,
+                                const char *value_json,
+                                char **out_json);
+
+/**
+ * Deletes the entry (one DELETE; deleting an absent key succeeds).
+ */
+int s3db_state_delete(const struct s3db_state_t *state, const char *key);
+
+/**
+ * Adds `by` to the integer counter `key` (absent: 0) by compare-and-swap and sets `*out` to
+ * the new value. A value that is not an integer is `S3DB_ERR_VALIDATION`.
+ */
+int s3db_state_increment(const struct s3db_state_t *state,
+                         const char *key,
+                         int64_t by,
+                         int64_t *out);
+
+/**
+ * Subtracts `by` from the counter `key`; `*out` is the new value.
+ */
+int s3db_state_decrement(const struct s3db_state_t *state,
+                         const char *key,
+                         int64_t by,
+                         int64_t *out);
+
+/**
+ * The counter's value (0 when absent or expired). One GET.
+ */
+int s3db_state_counter(const struct s3db_state_t *state, const char *key, int64_t *out);
+
+/**
+ * Sets the counter back to 0 (deletes it). One DELETE.
+ */
+int s3db_state_reset(const struct s3db_state_t *state, const char *key);
+
+/**
+ * The keys of the namespace as a JSON array of strings in byte order, expired ones included.
+ */
+int s3db_state_keys(const struct s3db_state_t *state, char **out_json);
+
+/**
+ * Read-modify-write by compare-and-swap: `func(user_data, current_json)` gets the current value
+ * (NULL when absent or expired) and returns the new one (see `s3db_update_fn`); it runs on the
+ * calling thread, once more each time another writer got there first, and may call s3db
+ * functions. NULL or invalid JSON from it aborts with `S3DB_ERR_INVALID_ARGUMENT` and nothing
+ * is written. The entry keeps its expiry. `out_json` receives the entry written,
+ * `{"value":…,"version":"…","expiresAt":…}`; it may be NULL.
+ */
+int s3db_state_update(const struct s3db_state_t *state,
+                      const char *key,
+                      s3db_update_fn func,
+                      void *user_data,
+                      char **out_json);
+
+/**
+ * A worker of the leader election of `namespace` (objects under
+ * `plugin=coordinator/namespace=<ns>/`, as s3db.js writes them); no request is sent until
+ * `s3db_coordinator_start`. `options_json` is NULL for the defaults or a JSON object, all keys
+ * optional: `{"heartbeatIntervalMs":5000,"leaseTimeoutMs":15000,"workerTimeoutMs":20000,
+ * "startupJitterMs":1000,"stepDownMarginMs":1000,"circuitBreakerThreshold":5,
+ * "circuitBreakerCooldownMs":10000,"strategy":"timestamp"|"alphabetical","pod":"…"}`; with only
+ * `heartbeatIntervalMs` the others scale with it (lease 3×, worker timeout 4×, jitter and
+ * margin 1/5, cool-down 2×). Unknown or inconsistent options are
+ * `S3DB_ERR_INVALID_ARGUMENT`. On success `*out_coord` is a new handle.
+ */
+int s3db_coordinator(const struct s3db_database_t *db,
+                     const char *namespace_,
+                     const char *options_json,
+                     struct s3db_coordinator_t **out_coord);
+
+/**
+ * Frees a coordinator handle; NULL is ignored. Event callbacks end first (as in
+ * `s3db_coordinator_stop`). Without `s3db_coordinator_stop` before, the worker just vanishes,
+ * as if it crashed: its lease, if it leads, runs out after `leaseTimeoutMs`.
+ */
+void s3db_coordinator_free(struct s3db_coordinator_t *coord);
+
+/**
+ * Joins the election: waits a random time up to `startupJitterMs`, runs a first round
+ * (heartbeat, and an election if no valid lease exists) and keeps going in the background.
+ * Starting a running coordinator does nothing.
+ */
+int s3db_coordinator_start(const struct s3db_coordinator_t *coord);
+
+/**
+ * Leaves the election: ends the background work, gives the lease up if this worker leads (a
+ * successor takes over at once; a `lostLeadership` event is emitted) and deletes its
+ * heartbeat. Then every event callback ends, after the events already emitted are delivered:
+ * none runs once this returns. Stopping a stopped coordinator does nothing.
+ */
+int s3db_coordinator_stop(const struct s3db_coordinator_t *coord);
+
+/**
+ * Whether this worker leads now: it holds a lease it renewed less than `leaseTimeoutMs −
+ * stepDownMarginMs` ago.
+ */
+int s3db_coordinator_is_leader(const struct s3db_coordinator_t *coord, bool *out);
+
+/**
+ * While this worker leads, `*out` is the epoch of its lease (a fencing token for writes only
+ * the leader may make) and `*leading` true; otherwise 0 and false.
+ */
+int s3db_coordinator_fencing_token(const struct s3db_coordinator_t *coord,
+                                   uint64_t *out,
+                                   bool *leading);
+
+/**
+ * The leader as JSON `{"leaderId":"…","epoch":n,"leaseEnd":ms}`: this worker while it leads,
+ * otherwise the holder of the valid lease last read; `null` when none is known. No request.
+ */
+int s3db_coordinator_get_leader(const struct s3db_coordinator_t *coord, char **out_json);
+
+/**
+ * This worker's id, `gcs-<holder id>-<n>`, unique also within one process.
+ */
+int s3db_coordinator_worker_id(const struct s3db_coordinator_t *coord, char **out);
+
+/**
+ * The workers whose heartbeat is younger than `workerTimeoutMs`, as a JSON array of
+ * `{"workerId":"…","pod":"…","startTime":ms,"lastHeartbeat":ms}` (1 LIST + 1 GET per worker).
+ */
+int s3db_coordinator_active_workers(const struct s3db_coordinator_t *coord, char **out_json);
+
+/**
+ * Counters of this worker as JSON `{"heartbeats":n,"renewals":n,"elections":n,
+ * "leaderChanges":n,"storageFailures":n,"heartbeatP50Ms":x,"heartbeatP99Ms":x}`.
+ */
+int s3db_coordinator_metrics(const struct s3db_coordinator_t *coord, char **out_json);
+
+/**
+ * Calls `callback(user_data, event_json)` for every event from now on, one at a time, in
+ * order, from a runtime thread: `{"type":"leaderChanged","leaderId":"…","epoch":n}`,
+ * `{"type":"becameLeader","epoch":n}`, `{"type":"lostLeadership","epoch":n}`,
+ * `{"type":"circuitOpened","failures":n}`, `{"type":"circuitClosed"}`, and
+ * `{"type":"lagged","missed":n}` when a slow callback made it miss events. Register before
+ * `s3db_coordinator_start` to see the first election. Several callbacks may be registered;
+ * they all end at `s3db_coordinator_stop` (after delivering the events already emitted, such
+ * as `lostLeadership`), at `s3db_coordinator_free`, or when this is called with a NULL
+ * `callback`, and none runs after those return (called from inside a callback, that callback
+ * just gets no further event). `user_data` must stay valid until then. Callbacks may call
+ * s3db functions, but should return promptly.
+ */
+int s3db_coordinator_on_event(const struct s3db_coordinator_t *coord,
+                              s3db_event_callback callback,
+                              void *user_data);
+
+/**
+ * What healing did to s3db.json when this handle connected (or last re-read it), as a JSON
+ * array of strings, one per repair; `[]` when the catalog was intact. No request.
+ */
+int s3db_healing_log(const struct s3db_database_t *db, char **out_json);
+
+/**
+ * Inserts a record (as `s3db_insert`) whose object body is the `len` bytes at `bytes` (NULL
+ * when `len` is 0; empty content is no content), of type `content_type` (NULL: "application/octet-stream";
+ * "application/json" is refused): s3db.js `insert(data, {content})`. The record's fields
+ * must fit in the metadata (behaviors user-managed, enforce-limits, truncate-data). One PUT.
+ * `out_json` receives the stored record; it may be NULL.
+ */
+int s3db_insert_with_content(const struct s3db_resource_t *res,
+                             const char *json,
+                             const uint8_t *bytes,
+                             size_t len,
+                             const char *content_type,
+                             char **out_json);
+
+/**
+ * Sets the binary content of record `id` to the `len` bytes at `bytes`, of type
+ * `content_type` (NULL: "application/octet-stream"), or removes it when `bytes` is NULL (and
+ * `len` 0). Compare-and-swap: one GET + one conditional PUT when uncontended. A missing record
+ * is `S3DB_ERR_NOT_FOUND`.
+ */
+int s3db_set_content(const struct s3db_resource_t *res,
+                     const char *id,
+                     const uint8_t *bytes,
+                     size_t len,
+                     const char *content_type);
+
+/**
+ * The binary content of record `id`: `*out_bytes` receives a buffer of `*out_len` bytes,
+ * freed with `s3db_bytes_free(*out_bytes, *out_len)`; `*out_content_type` its type (free with
+ * `s3db_string_free`; the pointer may be NULL if not wanted). A missing record, or one without
+ * content (empty content is none), is `S3DB_ERR_NOT_FOUND`. One GET.
+ */
+int s3db_content(const struct s3db_resource_t *res,
+                 const char *id,
+                 uint8_t **out_bytes,
+                 size_t *out_len,
+                 char **out_content_type);
+
+/**
+ * Frees a buffer returned by `s3db_content`, with the length returned with it. NULL is
+ * ignored.
+ */
+void s3db_bytes_free(uint8_t *bytes, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

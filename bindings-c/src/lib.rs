@@ -78,6 +78,8 @@ pub struct s3db_resource_t {
 /// `s3db_lock_release` first, or the lock stays held until its TTL runs out).
 pub struct s3db_lock_t {
     lock: Lock,
+    /// The on-lost callback of `s3db_lock_auto_renew`, if any.
+    on_lost: Mutex<Option<std::sync::Arc<coordination::LostSlot>>>,
 }
 
 /// A named 64-bit counter. Free with `s3db_sequence_free`.
@@ -305,6 +307,7 @@ where
 /// A `user_data` pointer carried to a runtime thread; the caller promised it may be used there.
 struct UserData(*mut c_void);
 unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
 
 impl UserData {
     fn get(&self) -> *mut c_void {
@@ -1389,7 +1392,7 @@ pub unsafe extern "C" fn s3db_lock(
         let db = &arg_ref(db, "db")?.db;
         let name = arg_str(name, "name")?;
         let lock = run(db.lock(name, lock_options(ttl_ms, timeout_ms)))?;
-        give_handle(out, s3db_lock_t { lock });
+        give_handle(out, s3db_lock_t::new(lock));
         Ok(())
     })
 }
@@ -1411,7 +1414,7 @@ pub unsafe extern "C" fn s3db_lock_async(
         let options = lock_options(ttl_ms, timeout_ms);
         spawn_handle(
             async move { db.lock(&name, options).await },
-            |lock| s3db_lock_t { lock },
+            s3db_lock_t::new,
             callback,
             user_data,
         )
@@ -1481,12 +1484,15 @@ pub unsafe extern "C" fn s3db_lock_extend(lock: *const s3db_lock_t, ttl_ms: u64)
 }
 
 /// Releases the lock (one conditional PUT). Releasing twice is a no-op; a lock taken over
-/// meanwhile is `S3DB_ERR_LOCK_LOST`. The handle still needs `s3db_lock_free`.
+/// meanwhile is `S3DB_ERR_LOCK_LOST`. Auto-renewal stops and its on-lost callback is not called
+/// after this returns. The handle still needs `s3db_lock_free`.
 #[no_mangle]
 pub unsafe extern "C" fn s3db_lock_release(lock: *const s3db_lock_t) -> c_int {
     ffi(|| {
-        let lock = &arg_ref(lock, "lock")?.lock;
-        run(lock.release())
+        let handle = arg_ref(lock, "lock")?;
+        handle.lock.stop_renewing();
+        handle.disarm();
+        run(handle.lock.release())
     })
 }
 
@@ -1498,7 +1504,13 @@ pub unsafe extern "C" fn s3db_lock_release_async(
     user_data: *mut c_void,
 ) -> c_int {
     ffi(|| {
-        let lock = arg_ref(lock, "lock")?.lock.clone();
+        let handle = arg_ref(lock, "lock")?;
+        if callback.is_none() {
+            return Err(Fail::invalid("callback is NULL"));
+        }
+        handle.lock.stop_renewing();
+        handle.disarm();
+        let lock = handle.lock.clone();
         spawn_json(callback, user_data, async move { lock.release().await })
     })
 }
@@ -1523,9 +1535,7 @@ pub unsafe extern "C" fn s3db_with_lock(
         let db = &arg_ref(db, "db")?.db;
         let name = arg_str(name, "name")?;
         let f = func.ok_or_else(|| Fail::invalid("func is NULL"))?;
-        let handle = s3db_lock_t {
-            lock: run(db.lock(name, lock_options(ttl_ms, timeout_ms)))?,
-        };
+        let handle = s3db_lock_t::new(run(db.lock(name, lock_options(ttl_ms, timeout_ms)))?);
         let fn_status = f(&handle, user_data);
         // `func` may have failed on an s3db call: keep that message if it reports that status.
         let kept = last_error_status() == fn_status;
@@ -1645,6 +1655,8 @@ pub unsafe extern "C" fn s3db_sequence_reset(seq: *const s3db_sequence_t, value:
         run(seq.reset(value))
     })
 }
+
+mod coordination;
 
 #[cfg(test)]
 mod tests {

@@ -1316,6 +1316,834 @@ static void test_secrets(const char *url) {
   s3db_database_free(db);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Coordination: locks, fencing, batched sequences, state, coordinator, healing, content      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The integer after "key": in JSON text (0 if absent). */
+static long long json_int_field(const char *json, const char *key) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "\"%s\":", key);
+  const char *p = json ? strstr(json, pattern) : NULL;
+  return p ? strtoll(p + strlen(pattern), NULL, 10) : 0;
+}
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_lost(void *user_data, const char *message) {
+  waiter_finish(user_data, S3DB_ERR_LOCK_LOST, message, NULL);
+}
+
+static void test_lock_coordination(const char *url, s3db_database_t *db) {
+  const char *bad = "\xff\xfe";
+  s3db_lock_t *l1 = NULL, *l2 = NULL;
+  s3db_database_t *db2 = NULL;
+  bool flag = true;
+  char *out = (char *)1, *holder = NULL, pattern[256];
+  uint64_t t1 = 0, t2 = 0;
+  waiter_t w;
+
+  /* a free lock: not locked, no info; one GET each */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_is_locked(db, "c-job", &flag));
+  CHECK(!flag);
+  EXPECT_OK(s3db_lock_info(db, "c-job", &out));
+  EXPECT_STR(out, "null");
+  s3db_string_free(out);
+  EXPECT_REQUESTS(db, 2, 0, 0, 0, 0, 0);
+
+  /* held: locked, info names the holder and the token */
+  EXPECT_OK(s3db_lock(db, "c-job", 10000, 0, &l1));
+  EXPECT_OK(s3db_lock_fencing_token(l1, &t1));
+  EXPECT_OK(s3db_is_locked(db, "c-job", &flag));
+  CHECK(flag);
+  EXPECT_OK(s3db_holder_id(db, &holder));
+  EXPECT_OK(s3db_lock_info(db, "c-job", &out));
+  snprintf(pattern, sizeof pattern, "{\"holderId\":\"%s\",\"fencingToken\":%llu,", holder,
+           (unsigned long long)t1);
+  CHECK(out != NULL && strncmp(out, pattern, strlen(pattern)) == 0);
+  long long now = now_ms();
+  CHECK(json_int_field(out, "acquiredAt") > now - 60000 && json_int_field(out, "acquiredAt") <= now);
+  CHECK(json_int_field(out, "expiresAt") > now + 5000);
+  s3db_string_free(out);
+  s3db_string_free(holder);
+  EXPECT_OK(s3db_lock_is_lost(l1, &flag));
+  CHECK(!flag);
+  EXPECT_OK(s3db_lock_release(l1));
+  EXPECT_OK(s3db_is_locked(db, "c-job", &flag));
+  CHECK(!flag);
+  EXPECT_OK(s3db_lock_info(db, "c-job", &out));
+  EXPECT_STR(out, "null");
+  s3db_string_free(out);
+  s3db_lock_free(l1);
+
+  /* arguments */
+  out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_info(db, "a/b", &out));
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_info(NULL, "x", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_info(db, "x", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_is_locked(db, bad, &flag));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_is_locked(db, "x", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_is_lost(NULL, &flag));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_auto_renew(NULL, on_lost, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_stop_renewing(NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_lock_guarded_put(NULL, "d", "1", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_fenced_put(db, "d", "{", 1, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_fenced_put(db, "a/b", "1", 1, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_fenced_get(db, NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_fenced_get(db, "d", NULL));
+
+  EXPECT_OK(s3db_connect(url, &db2));
+  if (db2 == NULL) return;
+
+  /* auto-renew keeps a 1500 ms lock held past its ttl */
+  EXPECT_OK(s3db_lock(db, "c-renewed", 1500, 0, &l1));
+  waiter_init(&w);
+  EXPECT_OK(s3db_lock_auto_renew(l1, on_lost, &w));
+  sleep_ms(2500);
+  l2 = (s3db_lock_t *)1;
+  EXPECT_STATUS(S3DB_ERR_LOCK_NOT_ACQUIRED, s3db_lock(db2, "c-renewed", 10000, 0, &l2));
+  CHECK(l2 == NULL);
+  EXPECT_OK(s3db_is_locked(db2, "c-renewed", &flag));
+  CHECK(flag);
+  EXPECT_OK(s3db_lock_is_lost(l1, &flag));
+  CHECK(!flag);
+  int64_t expires = 0;
+  EXPECT_OK(s3db_lock_expires_at(l1, &expires));
+  CHECK(expires > now_ms());
+  /* stop_renewing, then auto-renew again (NULL callback allowed), then release */
+  EXPECT_OK(s3db_lock_stop_renewing(l1));
+  EXPECT_OK(s3db_lock_stop_renewing(l1));
+  EXPECT_OK(s3db_lock_auto_renew(l1, NULL, NULL));
+  EXPECT_OK(s3db_lock_auto_renew(l1, on_lost, &w));
+  EXPECT_OK(s3db_lock_release(l1));
+  EXPECT_OK(s3db_is_locked(db2, "c-renewed", &flag));
+  CHECK(!flag);
+  sleep_ms(600); /* past a renewal interval: a released lock is not "lost" */
+  CHECK(w.done == 0);
+  s3db_lock_free(l1);
+  waiter_destroy(&w);
+
+  /* auto-renew of a lock another holder took over: on_lost runs once, the handle is lost */
+  EXPECT_OK(s3db_lock(db, "c-taken", 300, 0, &l1));
+  sleep_ms(400);
+  EXPECT_OK(s3db_lock(db2, "c-taken", 10000, 0, &l2));
+  waiter_init(&w);
+  EXPECT_OK(s3db_lock_auto_renew(l1, on_lost, &w));
+  EXPECT_CALLBACK(&w, S3DB_ERR_LOCK_LOST);
+  EXPECT_CONTAINS(w.text, "c-taken");
+  EXPECT_OK(s3db_lock_is_lost(l1, &flag));
+  CHECK(flag);
+  /* a handle known to be lost writes nothing, without a request */
+  EXPECT_OK(s3db_reset_stats(db));
+  out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_LOCK_LOST, s3db_lock_guarded_put(l1, "c-doc", "{\"v\":1}", &out));
+  CHECK(out == NULL);
+  EXPECT_REQUESTS(db, 0, 0, 0, 0, 0, 0);
+  s3db_lock_free(l1);
+  waiter_destroy(&w);
+  EXPECT_OK(s3db_lock_release(l2));
+  s3db_lock_free(l2);
+
+  /* fencing: a holder whose lease ended (and does not know it) cannot write after the next */
+  EXPECT_OK(s3db_lock(db, "c-fence", 200, 0, &l1));
+  EXPECT_OK(s3db_lock_fencing_token(l1, &t1));
+  EXPECT_OK(s3db_lock_guarded_put(l1, "c-fenced", "{\"by\":\"first\"}", &out));
+  CHECK(out != NULL && strlen(out) > 0);
+  char version[128];
+  snprintf(version, sizeof version, "%s", out ? out : "");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_fenced_get(db, "c-fenced", &out));
+  snprintf(pattern, sizeof pattern, "{\"value\":{\"by\":\"first\"},\"fencingToken\":%llu,",
+           (unsigned long long)t1);
+  CHECK(out != NULL && strncmp(out, pattern, strlen(pattern)) == 0);
+  char got[128];
+  EXPECT_STR(json_string_field(out, "version", got, sizeof got), version);
+  s3db_string_free(out);
+  sleep_ms(300);
+  EXPECT_OK(s3db_lock(db2, "c-fence", 10000, 0, &l2));
+  EXPECT_OK(s3db_lock_fencing_token(l2, &t2));
+  CHECK(t2 > t1);
+  EXPECT_OK(s3db_lock_guarded_put(l2, "c-fenced", "{\"by\":\"second\"}", NULL));
+  EXPECT_OK(s3db_lock_is_lost(l1, &flag));
+  CHECK(!flag); /* it does not know… */
+  out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_LOCK_LOST, s3db_lock_guarded_put(l1, "c-fenced", "{\"by\":\"late\"}", &out));
+  CHECK(out == NULL); /* …but the token says it */
+  EXPECT_CONTAINS(s3db_last_error(), "token");
+  EXPECT_OK(s3db_fenced_get(db, "c-fenced", &out));
+  EXPECT_CONTAINS(out, "\"value\":{\"by\":\"second\"}");
+  EXPECT_U64(json_int_field(out, "fencingToken"), t2);
+  s3db_string_free(out);
+  /* database-level fenced writes: a lower token is refused, an equal one accepted */
+  EXPECT_STATUS(S3DB_ERR_LOCK_LOST, s3db_fenced_put(db, "c-fenced", "1", t1, NULL));
+  EXPECT_OK(s3db_fenced_put(db, "c-fenced", "[1,2]", t2, &out));
+  CHECK(out != NULL);
+  s3db_string_free(out);
+  EXPECT_OK(s3db_fenced_get(db2, "c-fenced", &out));
+  EXPECT_CONTAINS(out, "\"value\":[1,2]");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_fenced_get(db, "c-unwritten", &out));
+  EXPECT_STR(out, "null");
+  s3db_string_free(out);
+  EXPECT_STATUS(S3DB_ERR_LOCK_LOST, s3db_lock_release(l1));
+  EXPECT_OK(s3db_lock_release(l2));
+  /* a released handle writes nothing either */
+  EXPECT_STATUS(S3DB_ERR_LOCK_LOST, s3db_lock_guarded_put(l2, "c-fenced", "3", NULL));
+  s3db_lock_free(l1);
+  s3db_lock_free(l2);
+  s3db_database_free(db2);
+}
+
+static void test_sequence_batch(s3db_database_t *db) {
+  s3db_sequence_t *seq = NULL, *seq2 = NULL, *bad = (s3db_sequence_t *)1;
+  int64_t v = -1;
+  bool exists = false;
+  char *out = (char *)1;
+
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence_with(db, "b", 1, 0, 10, &bad));
+  CHECK(bad == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence_with(NULL, "b", 1, 1, 10, &bad));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence_with(db, "a/b", 1, 1, 10, &bad));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence_with(db, "b", 1, 1, 10, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_sequence_delete(NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_list_sequences(NULL, &out));
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_list_sequences(db, NULL));
+
+  /* batch 10: values 1..10 for one GET + one PUT */
+  EXPECT_OK(s3db_sequence_with(db, "c-batched", 1, 1, 10, &seq));
+  if (seq == NULL) return;
+  EXPECT_OK(s3db_reset_stats(db));
+  int in_order = 0;
+  for (int i = 1; i <= 10; i++) {
+    EXPECT_OK(s3db_sequence_next(seq, &v));
+    in_order += v == i;
+  }
+  EXPECT_U64(in_order, 10);
+  EXPECT_REQUESTS(db, 1, 0, 1, 0, 0, 0);
+  EXPECT_OK(s3db_sequence_current(seq, &v, &exists));
+  CHECK(exists);
+  EXPECT_U64(v, 11);
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_sequence_next(seq, &v));
+  EXPECT_U64(v, 11);
+  EXPECT_REQUESTS(db, 1, 0, 1, 0, 0, 0);
+  /* another handle reserves the next batch: no duplicates */
+  EXPECT_OK(s3db_sequence_with(db, "c-batched", 1, 1, 10, &seq2));
+  EXPECT_OK(s3db_sequence_next(seq2, &v));
+  EXPECT_U64(v, 21);
+  s3db_sequence_free(seq2);
+  /* batch 0 is the standard mode */
+  EXPECT_OK(s3db_sequence_with(db, "c-plain", 5, -1, 0, &seq2));
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_sequence_next(seq2, &v));
+  EXPECT_U64(v, 5);
+  EXPECT_OK(s3db_sequence_next(seq2, &v));
+  EXPECT_U64(v, 4);
+  EXPECT_REQUESTS(db, 2, 0, 2, 0, 0, 0);
+  s3db_sequence_free(seq2);
+
+  EXPECT_OK(s3db_list_sequences(db, &out));
+  EXPECT_CONTAINS(out, "\"c-batched\"");
+  EXPECT_CONTAINS(out, "\"c-plain\"");
+  CHECK(out != NULL && out[0] == '[');
+  s3db_string_free(out);
+
+  /* delete: one DELETE; gone from the list; the next value starts again */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_sequence_delete(seq));
+  EXPECT_REQUESTS(db, 0, 0, 0, 0, 1, 0);
+  EXPECT_OK(s3db_list_sequences(db, &out));
+  CHECK(out != NULL && strstr(out, "\"c-batched\"") == NULL);
+  EXPECT_CONTAINS(out, "\"c-plain\"");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_sequence_next(seq, &v));
+  EXPECT_U64(v, 1);
+  s3db_sequence_free(seq);
+}
+
+#define STATE_THREADS 4
+#define STATE_PER_THREAD 5
+
+typedef struct {
+  const s3db_state_t *st;
+  int failures;
+} state_worker;
+
+static void *state_worker_main(void *arg) {
+  state_worker *w = arg;
+  for (int i = 0; i < STATE_PER_THREAD; i++) {
+    int64_t v = 0;
+    if (s3db_state_increment(w->st, "hits", 1, &v) != S3DB_OK || v < 1) w->failures++;
+  }
+  return NULL;
+}
+
+typedef struct {
+  const s3db_state_t *st;
+  int calls;
+  int return_null, return_bad;
+  char seen[256];
+  int inner_status;
+  int64_t inner;
+} update_ctx;
+
+/* Appends the number of the call to the JSON array stored ([] when absent). */
+static char *update_append(void *user_data, const char *current) {
+  update_ctx *c = user_data;
+  c->calls++;
+  snprintf(c->seen, sizeof c->seen, "%s", current ? current : "(null)");
+  c->inner_status = s3db_state_counter(c->st, "hits", &c->inner); /* s3db calls are allowed */
+  if (c->return_null) return NULL;
+  if (c->return_bad) return strdup("{not json");
+  char *out = malloc(strlen(c->seen) + 32);
+  if (current == NULL || strcmp(current, "[]") == 0) {
+    sprintf(out, "[%d]", c->calls);
+  } else {
+    size_t len = strlen(current);
+    memcpy(out, current, len - 1);
+    sprintf(out + len - 1, ",%d]", c->calls);
+  }
+  return out;
+}
+
+static void test_state(s3db_database_t *db) {
+  const char *bad = "\xff\xfe";
+  s3db_state_t *st = NULL, *nope = (s3db_state_t *)1;
+  char *out = (char *)1, *v1 = NULL, *v2 = NULL, got[128];
+  int64_t n = -1;
+
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state(db, "a/b", &nope));
+  CHECK(nope == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state(NULL, "ns", &nope));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state(db, bad, &nope));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state(db, "ns", NULL));
+  EXPECT_OK(s3db_state(db, "c-state", &st));
+  if (st == NULL) return;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_get(st, "a/b", &out));
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_get(NULL, "k", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_get(st, "k", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_set(st, "k", "{", 0, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_set(st, "k", NULL, 0, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_compare_and_swap(st, "k", NULL, "1", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_compare_and_swap(st, "k", bad, "1", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_compare_and_swap(st, "k", NULL, "x", &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_increment(st, "k", 1, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_counter(st, NULL, &n));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_delete(NULL, "k"));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_reset(st, "a/b"));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_keys(st, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_update(st, "k", NULL, NULL, &out));
+  EXPECT_CONTAINS(s3db_last_error(), "func is NULL");
+
+  /* get of an absent key: null, one GET; set: one PUT */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_state_get(st, "cfg", &out));
+  EXPECT_STR(out, "null");
+  s3db_string_free(out);
+  EXPECT_REQUESTS(db, 1, 0, 0, 0, 0, 0);
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_state_set(st, "cfg", "{\"mode\":\"a\",\"n\":[1,true,null]}", 0, &v1));
+  CHECK(v1 != NULL && strlen(v1) > 0);
+  EXPECT_REQUESTS(db, 0, 0, 1, 0, 0, 0);
+  EXPECT_OK(s3db_state_get(st, "cfg", &out));
+  EXPECT_CONTAINS(out, "{\"value\":{\"mode\":\"a\",\"n\":[1,true,null]},\"version\":");
+  EXPECT_CONTAINS(out, "\"expiresAt\":null}");
+  EXPECT_STR(json_string_field(out, "version", got, sizeof got), v1 ? v1 : "?");
+  s3db_string_free(out);
+
+  /* compare-and-swap: a stale version does not swap and shows what is there */
+  EXPECT_OK(s3db_state_set(st, "cfg", "{\"mode\":\"b\"}", 0, &v2));
+  CHECK(v1 != NULL && v2 != NULL && strcmp(v1, v2) != 0);
+  EXPECT_OK(s3db_state_compare_and_swap(st, "cfg", v1, "{\"mode\":\"stale\"}", &out));
+  EXPECT_CONTAINS(out, "{\"swapped\":false,\"currentValue\":{\"mode\":\"b\"},\"currentVersion\":");
+  EXPECT_STR(json_string_field(out, "currentVersion", got, sizeof got), v2 ? v2 : "?");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_state_compare_and_swap(st, "cfg", v2, "{\"mode\":\"c\"}", &out));
+  EXPECT_CONTAINS(out, "{\"swapped\":true,\"currentValue\":{\"mode\":\"c\"},\"currentVersion\":");
+  CHECK(strcmp(json_string_field(out, "currentVersion", got, sizeof got), v2 ? v2 : "") != 0);
+  s3db_string_free(out);
+  /* NULL expected version: only when absent */
+  EXPECT_OK(s3db_state_compare_and_swap(st, "cfg", NULL, "0", &out));
+  EXPECT_CONTAINS(out, "\"swapped\":false");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_state_compare_and_swap(st, "fresh", NULL, "\"first\"", &out));
+  EXPECT_CONTAINS(out, "{\"swapped\":true,\"currentValue\":\"first\",");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_state_compare_and_swap(st, "absent", v1, "1", &out));
+  EXPECT_STR(out, "{\"swapped\":false,\"currentValue\":null,\"currentVersion\":null}");
+  s3db_string_free(out);
+  s3db_string_free(v1);
+  s3db_string_free(v2);
+
+  /* delete (also of an absent key) and keys */
+  EXPECT_OK(s3db_state_keys(st, &out));
+  EXPECT_STR(out, "[\"cfg\",\"fresh\"]");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_state_delete(st, "cfg"));
+  EXPECT_OK(s3db_state_delete(st, "cfg"));
+  EXPECT_OK(s3db_state_get(st, "cfg", &out));
+  EXPECT_STR(out, "null");
+  s3db_string_free(out);
+
+  /* counters: 20 increments from 4 threads make 20 */
+  pthread_t threads[STATE_THREADS];
+  state_worker workers[STATE_THREADS];
+  for (int i = 0; i < STATE_THREADS; i++) {
+    workers[i] = (state_worker){.st = st};
+    pthread_create(&threads[i], NULL, state_worker_main, &workers[i]);
+  }
+  int worker_failures = 0;
+  for (int i = 0; i < STATE_THREADS; i++) {
+    pthread_join(threads[i], NULL);
+    worker_failures += workers[i].failures;
+  }
+  EXPECT_U64(worker_failures, 0);
+  EXPECT_OK(s3db_state_counter(st, "hits", &n));
+  EXPECT_U64(n, STATE_THREADS * STATE_PER_THREAD);
+  EXPECT_OK(s3db_state_decrement(st, "hits", 5, &n));
+  EXPECT_U64(n, 15);
+  EXPECT_OK(s3db_state_increment(st, "hits", -20, &n));
+  CHECK(n == -5);
+  EXPECT_OK(s3db_state_reset(st, "hits"));
+  EXPECT_OK(s3db_state_counter(st, "hits", &n));
+  EXPECT_U64(n, 0);
+  EXPECT_OK(s3db_state_counter(st, "never", &n));
+  EXPECT_U64(n, 0);
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_state_increment(st, "fresh", 1, &n));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_state_counter(st, "fresh", &n));
+
+  /* ttl: readable until it expires, then absent */
+  EXPECT_OK(s3db_state_set(st, "session", "{\"user\":\"ada\"}", 400, NULL));
+  EXPECT_OK(s3db_state_get(st, "session", &out));
+  EXPECT_CONTAINS(out, "\"value\":{\"user\":\"ada\"}");
+  long long expires = json_int_field(out, "expiresAt");
+  CHECK(expires > now_ms() && expires <= now_ms() + 400);
+  s3db_string_free(out);
+  sleep_ms(600);
+  EXPECT_OK(s3db_state_get(st, "session", &out));
+  EXPECT_STR(out, "null");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_state_compare_and_swap(st, "session", NULL, "2", &out)); /* expired = absent */
+  EXPECT_CONTAINS(out, "\"swapped\":true");
+  s3db_string_free(out);
+
+  /* update: the callback gets the current value (NULL when absent) and returns the new one */
+  update_ctx c = {.st = st};
+  EXPECT_OK(s3db_state_update(st, "list", update_append, &c, &out));
+  EXPECT_U64(c.calls, 1);
+  EXPECT_STR(c.seen, "(null)");
+  EXPECT_U64(c.inner_status, S3DB_OK);
+  EXPECT_CONTAINS(out, "{\"value\":[1],\"version\":");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_state_update(st, "list", update_append, &c, NULL));
+  EXPECT_STR(c.seen, "[1]");
+  EXPECT_OK(s3db_state_get(st, "list", &out));
+  EXPECT_CONTAINS(out, "\"value\":[1,2]");
+  s3db_string_free(out);
+  /* NULL or invalid JSON from the callback aborts; nothing written */
+  c.return_null = 1;
+  out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_update(st, "list", update_append, &c, &out));
+  CHECK(out == NULL);
+  EXPECT_CONTAINS(s3db_last_error(), "NULL");
+  c.return_null = 0;
+  c.return_bad = 1;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_state_update(st, "list", update_append, &c, &out));
+  EXPECT_CONTAINS(s3db_last_error(), "JSON");
+  c.return_bad = 0;
+  EXPECT_OK(s3db_state_get(st, "list", &out));
+  EXPECT_CONTAINS(out, "\"value\":[1,2]");
+  s3db_string_free(out);
+  /* an update keeps the expiry */
+  EXPECT_OK(s3db_state_set(st, "expiring", "[]", 60000, NULL));
+  EXPECT_OK(s3db_state_update(st, "expiring", update_append, &c, &out));
+  CHECK(json_int_field(out, "expiresAt") > now_ms() + 50000);
+  s3db_string_free(out);
+
+  /* another handle on the same namespace sees it all */
+  s3db_state_t *same = NULL;
+  EXPECT_OK(s3db_state(db, "c-state", &same));
+  EXPECT_OK(s3db_state_get(same, "fresh", &out));
+  EXPECT_CONTAINS(out, "\"value\":\"first\"");
+  s3db_string_free(out);
+  s3db_state_free(same);
+  s3db_state_free(st);
+  s3db_state_free(NULL);
+}
+
+typedef struct {
+  pthread_mutex_t mu;
+  int total, became, lost, changed;
+  long long last_became_epoch;
+  char last[512];
+} events_t;
+
+static void on_event(void *user_data, const char *json) {
+  events_t *e = user_data;
+  pthread_mutex_lock(&e->mu);
+  e->total++;
+  if (strstr(json, "\"type\":\"becameLeader\"")) {
+    e->became++;
+    e->last_became_epoch = json_int_field(json, "epoch");
+  }
+  if (strstr(json, "\"type\":\"lostLeadership\"")) e->lost++;
+  if (strstr(json, "\"type\":\"leaderChanged\"")) e->changed++;
+  snprintf(e->last, sizeof e->last, "%s", json);
+  pthread_mutex_unlock(&e->mu);
+}
+
+static int events_get(events_t *e, int *field) {
+  pthread_mutex_lock(&e->mu);
+  int v = *field;
+  pthread_mutex_unlock(&e->mu);
+  return v;
+}
+
+/* Polls until cond holds or ms pass; 1 when it holds. */
+#define WAIT_UNTIL(cond, ms)                                                     \
+  ({                                                                             \
+    double until_ = now_seconds() + (ms) / 1000.0;                               \
+    while (!(cond) && now_seconds() < until_) sleep_ms(20);                      \
+    (cond) ? 1 : 0;                                                              \
+  })
+
+static bool leads(const s3db_coordinator_t *c) {
+  bool flag = false;
+  return c != NULL && s3db_coordinator_is_leader(c, &flag) == S3DB_OK && flag;
+}
+
+static void test_coordinator(const char *url, s3db_database_t *db) {
+  /* 200 ms heartbeats; a lease longer than the scaled default (600 ms) so that a loaded
+   * machine's scheduling stalls do not make the leader step down (stop releases it anyway) */
+  const char *opts = "{\"heartbeatIntervalMs\":200,\"leaseTimeoutMs\":2000,\"workerTimeoutMs\":3000}";
+  s3db_coordinator_t *a = NULL, *b = NULL, *nope = (s3db_coordinator_t *)1;
+  s3db_database_t *db2 = NULL;
+  char *out = (char *)1, *id_a = NULL, *id_b = NULL;
+  bool flag = true;
+  uint64_t token = 7;
+
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator(NULL, "ns", NULL, &nope));
+  CHECK(nope == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator(db, "a/b", NULL, &nope));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator(db, "ns", "{", &nope));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator(db, "ns", "[]", &nope));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator(db, "ns", "{\"heartbeat\":1}", &nope));
+  EXPECT_CONTAINS(s3db_last_error(), "heartbeat");
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_coordinator(db, "ns", "{\"heartbeatIntervalMs\":-5}", &nope));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_coordinator(db, "ns", "{\"heartbeatIntervalMs\":200,\"leaseTimeoutMs\":100}",
+                                 &nope));
+  EXPECT_CONTAINS(s3db_last_error(), "lease_timeout");
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_coordinator(db, "ns", "{\"strategy\":\"random\"}", &nope));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator(db, "ns", NULL, NULL));
+  CHECK(nope == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator_start(NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator_stop(NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator_is_leader(NULL, &flag));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator_get_leader(NULL, &out));
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator_metrics(NULL, &out));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator_on_event(NULL, on_event, NULL));
+  s3db_coordinator_free(NULL);
+
+  EXPECT_OK(s3db_connect(url, &db2));
+  EXPECT_OK(s3db_coordinator(db, "c-coord", opts, &a));
+  EXPECT_OK(s3db_coordinator(db2, "c-coord", opts, &b));
+  if (a == NULL || b == NULL || db2 == NULL) goto out;
+  EXPECT_OK(s3db_coordinator_worker_id(a, &id_a));
+  EXPECT_OK(s3db_coordinator_worker_id(b, &id_b));
+  CHECK(id_a != NULL && id_b != NULL && strcmp(id_a, id_b) != 0);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator_is_leader(a, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_coordinator_get_leader(a, NULL));
+
+  /* not started: no leader, no request */
+  EXPECT_OK(s3db_coordinator_is_leader(a, &flag));
+  CHECK(!flag);
+  EXPECT_OK(s3db_coordinator_get_leader(a, &out));
+  EXPECT_STR(out, "null");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_coordinator_fencing_token(a, &token, &flag));
+  CHECK(!flag);
+  EXPECT_U64(token, 0);
+
+  events_t ea = {.mu = PTHREAD_MUTEX_INITIALIZER}, eb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  EXPECT_OK(s3db_coordinator_on_event(a, on_event, &ea));
+  EXPECT_OK(s3db_coordinator_on_event(b, on_event, &eb));
+  EXPECT_OK(s3db_coordinator_start(a));
+  EXPECT_OK(s3db_coordinator_start(b));
+  EXPECT_OK(s3db_coordinator_start(b)); /* starting again does nothing */
+
+  /* exactly one leader, and it stays so */
+  CHECK(WAIT_UNTIL(leads(a) || leads(b), 5000));
+  int both = 0, none = 0;
+  for (int i = 0; i < 10; i++) {
+    bool la = leads(a), lb = leads(b);
+    both += la && lb;
+    none += !la && !lb;
+    sleep_ms(100);
+  }
+  EXPECT_U64(both, 0);
+  EXPECT_U64(none, 0);
+  s3db_coordinator_t *leader = leads(a) ? a : b, *follower = leader == a ? b : a;
+  events_t *el = leader == a ? &ea : &eb, *ef = leader == a ? &eb : &ea;
+  const char *leader_id = leader == a ? id_a : id_b;
+  uint64_t epoch1 = 0, epoch2 = 0;
+  EXPECT_OK(s3db_coordinator_fencing_token(leader, &epoch1, &flag));
+  CHECK(flag && epoch1 >= 1);
+  char pattern[256], got[256];
+  snprintf(pattern, sizeof pattern, "{\"leaderId\":\"%s\",\"epoch\":%llu,", leader_id,
+           (unsigned long long)epoch1);
+  EXPECT_OK(s3db_coordinator_get_leader(leader, &out));
+  CHECK(out != NULL && strncmp(out, pattern, strlen(pattern)) == 0);
+  CHECK(json_int_field(out, "leaseEnd") > now_ms());
+  s3db_string_free(out);
+  /* the follower learns who leads from state.json */
+  CHECK(WAIT_UNTIL(s3db_coordinator_get_leader(follower, &out) == S3DB_OK &&
+                       strcmp(json_string_field(out, "leaderId", got, sizeof got), leader_id) == 0 &&
+                       (s3db_string_free(out), 1),
+                   3000));
+  EXPECT_OK(s3db_coordinator_active_workers(leader, &out));
+  EXPECT_CONTAINS(out, id_a);
+  EXPECT_CONTAINS(out, id_b);
+  EXPECT_CONTAINS(out, "\"lastHeartbeat\":");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_coordinator_metrics(leader, &out));
+  EXPECT_CONTAINS(out, "{\"heartbeats\":");
+  CHECK(json_int_field(out, "heartbeats") >= 1);
+  EXPECT_CONTAINS(out, "\"heartbeatP99Ms\":");
+  s3db_string_free(out);
+
+  /* events arrive through the callbacks */
+  CHECK(WAIT_UNTIL(events_get(el, &el->became) == 1, 3000));
+  EXPECT_U64(el->last_became_epoch, epoch1);
+  CHECK(WAIT_UNTIL(events_get(ef, &ef->changed) >= 1, 3000));
+  EXPECT_U64(events_get(ef, &ef->became), 0);
+
+  /* stop the leader: its lostLeadership is delivered before stop returns, then no more */
+  EXPECT_OK(s3db_coordinator_stop(leader));
+  EXPECT_U64(events_get(el, &el->lost), 1);
+  EXPECT_OK(s3db_coordinator_is_leader(leader, &flag));
+  CHECK(!flag);
+  int after_stop = events_get(el, &el->total);
+  /* the other one takes over with a higher epoch */
+  CHECK(WAIT_UNTIL(leads(follower), 5000));
+  EXPECT_OK(s3db_coordinator_fencing_token(follower, &epoch2, &flag));
+  CHECK(flag && epoch2 > epoch1);
+  CHECK(WAIT_UNTIL(events_get(ef, &ef->became) == 1, 3000));
+  EXPECT_U64(ef->last_became_epoch, epoch2);
+  CHECK(leads(follower) && !leads(leader));
+  EXPECT_OK(s3db_coordinator_stop(leader)); /* stopping twice does nothing */
+  EXPECT_U64(events_get(el, &el->total), after_stop);
+
+  /* a NULL callback ends the callbacks */
+  EXPECT_OK(s3db_coordinator_on_event(follower, NULL, NULL));
+  int follower_events = events_get(ef, &ef->total);
+  EXPECT_OK(s3db_coordinator_stop(follower));
+  EXPECT_U64(events_get(ef, &ef->total), follower_events);
+
+out:
+  s3db_string_free(id_a);
+  s3db_string_free(id_b);
+  s3db_coordinator_free(a);
+  s3db_coordinator_free(b);
+  s3db_database_free(db2);
+}
+
+/* A coordinator freed from inside its own event callback, and freed while running. */
+typedef struct {
+  s3db_coordinator_t *coord;
+  int calls;
+  int stop_status;
+} self_stop_t;
+
+static void stop_from_callback(void *user_data, const char *json) {
+  self_stop_t *s = user_data;
+  (void)json;
+  if (s->calls++ == 0) s->stop_status = s3db_coordinator_stop(s->coord);
+}
+
+static void test_coordinator_lifecycle(s3db_database_t *db) {
+  s3db_coordinator_t *c = NULL;
+  self_stop_t s = {0};
+  EXPECT_OK(s3db_coordinator(db, "c-coord-life", "{\"heartbeatIntervalMs\":100,\"startupJitterMs\":0}",
+                             &c));
+  if (c == NULL) return;
+  s.coord = c;
+  EXPECT_OK(s3db_coordinator_on_event(c, stop_from_callback, &s));
+  EXPECT_OK(s3db_coordinator_start(c));
+  CHECK(WAIT_UNTIL(s.calls >= 1, 3000));
+  sleep_ms(300);
+  EXPECT_U64(s.calls, 1); /* stopped from the callback: no further event */
+  EXPECT_U64(s.stop_status, S3DB_OK);
+  s3db_coordinator_free(c);
+
+  /* freed while running, with callbacks registered: no crash, callbacks end */
+  events_t e = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  c = NULL;
+  EXPECT_OK(s3db_coordinator(db, "c-coord-life2", "{\"heartbeatIntervalMs\":100}", &c));
+  EXPECT_OK(s3db_coordinator_on_event(c, on_event, &e));
+  EXPECT_OK(s3db_coordinator_start(c));
+  CHECK(WAIT_UNTIL(leads(c), 3000));
+  s3db_coordinator_free(c);
+  int total = events_get(&e, &e.total);
+  sleep_ms(300);
+  EXPECT_U64(events_get(&e, &e.total), total);
+}
+
+static void test_healing(const char *url, s3db_database_t *db) {
+  char *out = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_healing_log(NULL, &out));
+  CHECK(out == NULL);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_healing_log(db, NULL));
+  EXPECT_OK(s3db_healing_log(db, &out));
+  EXPECT_STR(out, "[]");
+  s3db_string_free(out);
+  if (strncmp(url, "file://", 7) != 0) return;
+
+  /* a file:// store whose s3db.json has a trailing comma is healed on connect */
+  char dir[4096], heal_url[4200], catalog[4200];
+  snprintf(dir, sizeof dir, "%s/healing", url + 7);
+  snprintf(heal_url, sizeof heal_url, "file://%s", dir);
+  snprintf(catalog, sizeof catalog, "%s/s3db.json", dir);
+  s3db_database_t *h = NULL;
+  s3db_resource_t *res = NULL;
+  EXPECT_OK(s3db_connect(heal_url, &h));
+  EXPECT_OK(s3db_create_resource(h, "notes", "{\"text\":\"string\"}", &res));
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"n1\",\"text\":\"kept\"}", NULL));
+  s3db_resource_free(res);
+  s3db_database_free(h);
+
+  FILE *f = fopen(catalog, "rb");
+  CHECK(f != NULL);
+  if (f == NULL) return;
+  static char text[1 << 16];
+  size_t len = fread(text, 1, sizeof text - 2, f);
+  fclose(f);
+  text[len] = '\0';
+  char *last = strrchr(text, '}');
+  CHECK(last != NULL);
+  if (last == NULL) return;
+  memmove(last + 1, last, strlen(last) + 1); /* "…}" → "…,}" */
+  *last = ',';
+  f = fopen(catalog, "wb");
+  fwrite(text, 1, strlen(text), f);
+  fclose(f);
+
+  h = NULL;
+  EXPECT_OK(s3db_connect(heal_url, &h));
+  if (h == NULL) return;
+  EXPECT_OK(s3db_healing_log(h, &out));
+  CHECK(out != NULL && strcmp(out, "[]") != 0);
+  EXPECT_CONTAINS(out, "trailing comma");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_resource(h, "notes", &res));
+  EXPECT_OK(s3db_get(res, "n1", &out));
+  EXPECT_CONTAINS(out, "\"text\":\"kept\"");
+  s3db_string_free(out);
+  s3db_resource_free(res);
+  s3db_database_free(h);
+  /* healed once: the next connection finds it intact */
+  h = NULL;
+  EXPECT_OK(s3db_connect(heal_url, &h));
+  EXPECT_OK(s3db_healing_log(h, &out));
+  EXPECT_STR(out, "[]");
+  s3db_string_free(out);
+  s3db_database_free(h);
+}
+
+static void test_content(s3db_database_t *db) {
+  s3db_resource_t *res = NULL;
+  unsigned char blob[300], small[5] = {0, 255, 0, 1, 128};
+  uint8_t *bytes = (uint8_t *)1;
+  size_t len = 99;
+  char *out = NULL, *type = NULL;
+  for (size_t i = 0; i < sizeof blob; i++) blob[i] = (unsigned char)(i * 7 + 3);
+  blob[10] = 0;
+  blob[11] = 255;
+
+  EXPECT_OK(s3db_create_resource(db, "files", "{\"name\":\"string\"}", &res));
+  if (res == NULL) return;
+
+  /* insert with content: one PUT; the fields stay readable */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_insert_with_content(res, "{\"id\":\"f1\",\"name\":\"blob\"}", blob, sizeof blob,
+                                     "application/x-test", &out));
+  EXPECT_STR(out, "{\"id\":\"f1\",\"name\":\"blob\"}");
+  s3db_string_free(out);
+  EXPECT_REQUESTS(db, 0, 0, 1, 0, 0, 0);
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_content(res, "f1", &bytes, &len, &type));
+  EXPECT_REQUESTS(db, 1, 0, 0, 0, 0, 0);
+  EXPECT_U64(len, sizeof blob);
+  CHECK(bytes != NULL && len == sizeof blob && memcmp(bytes, blob, len) == 0);
+  EXPECT_STR(type, "application/x-test");
+  s3db_bytes_free(bytes, len);
+  s3db_string_free(type);
+  EXPECT_OK(s3db_get(res, "f1", &out));
+  EXPECT_STR(out, "{\"id\":\"f1\",\"name\":\"blob\"}");
+  s3db_string_free(out);
+
+  /* replace it (NULL type: octet-stream), read it without its type */
+  EXPECT_OK(s3db_set_content(res, "f1", small, sizeof small, NULL));
+  EXPECT_OK(s3db_content(res, "f1", &bytes, &len, NULL));
+  CHECK(len == sizeof small && bytes != NULL && memcmp(bytes, small, len) == 0);
+  s3db_bytes_free(bytes, len);
+  EXPECT_OK(s3db_content(res, "f1", &bytes, &len, &type));
+  EXPECT_STR(type, "application/octet-stream");
+  s3db_bytes_free(bytes, len);
+  s3db_string_free(type);
+
+  /* remove it: the record stays, its content is NOT_FOUND */
+  EXPECT_OK(s3db_set_content(res, "f1", NULL, 0, NULL));
+  bytes = (uint8_t *)1;
+  len = 9;
+  type = (char *)1;
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_content(res, "f1", &bytes, &len, &type));
+  CHECK(bytes == NULL && len == 0 && type == NULL);
+  EXPECT_OK(s3db_get(res, "f1", &out));
+  EXPECT_STR(out, "{\"id\":\"f1\",\"name\":\"blob\"}");
+  s3db_string_free(out);
+
+  /* errors */
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_set_content(res, "missing", small, 1, "a/b"));
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_content(res, "missing", &bytes, &len, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_insert_with_content(res, "{\"name\":\"x\"}", NULL, 5, "a/b", NULL));
+  EXPECT_CONTAINS(s3db_last_error(), "bytes is NULL");
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_insert_with_content(res, "{\"name\":\"x\"}", small, 5, "application/json", NULL));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION,
+                s3db_insert_with_content(res, "{\"nom\":\"x\"}", small, 5, "a/b", NULL));
+  EXPECT_STATUS(S3DB_ERR_ALREADY_EXISTS,
+                s3db_insert_with_content(res, "{\"id\":\"f1\",\"name\":\"x\"}", small, 5, "a/b", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_set_content(res, "f1", NULL, 3, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_set_content(NULL, "f1", NULL, 0, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_content(res, "f1", NULL, &len, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_content(res, "f1", &bytes, NULL, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_content(res, NULL, &bytes, &len, NULL));
+  /* empty content (NULL with length 0) is no content */
+  EXPECT_OK(s3db_insert_with_content(res, "{\"id\":\"f2\",\"name\":\"empty\"}", NULL, 0, NULL, NULL));
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_content(res, "f2", &bytes, &len, &type));
+  EXPECT_OK(s3db_set_content(res, "f2", small, 0, "text/plain"));
+  EXPECT_STATUS(S3DB_ERR_NOT_FOUND, s3db_content(res, "f2", &bytes, &len, &type));
+  CHECK(bytes == NULL && len == 0 && type == NULL);
+  EXPECT_OK(s3db_get(res, "f2", &out));
+  EXPECT_STR(out, "{\"id\":\"f2\",\"name\":\"empty\"}");
+  s3db_string_free(out);
+  s3db_bytes_free(NULL, 0);
+  s3db_resource_free(res);
+}
+
 static void run_suite(const char *name, const char *url) {
   backend = name;
   int before = failures;
@@ -1345,6 +2173,13 @@ static void run_suite(const char *name, const char *url) {
   test_locks(url, db);
   test_sequences(db);
   test_async(url, db, res);
+  test_lock_coordination(url, db);
+  test_sequence_batch(db);
+  test_state(db);
+  test_coordinator(url, db);
+  test_coordinator_lifecycle(db);
+  test_healing(url, db);
+  test_content(db);
   s3db_resource_free(res);
   s3db_database_free(db);
   printf("  %-7s %s (%.2fs)\n", name, failures == before ? "ok" : "FAILED", now_seconds() - t0);

@@ -60,3 +60,16 @@ func s3dbGoLockBody(lock *C.s3db_lock_t, handle C.uintptr_t) (status C.int) {
 	}
 	return C.S3DB_ERR_INTERNAL
 }
+
+// s3dbGoEvent delivers a coordinator event to an OnEvent function; it runs on a libs3db
+// runtime thread.
+//
+//export s3dbGoEvent
+func s3dbGoEvent(handle C.uintptr_t, eventJSON *C.char) {
+	defer func() { _ = recover() }() // a panic must not unwind through C
+	fn := cgo.Handle(handle).Value().(func(CoordinatorEvent))
+	var ev CoordinatorEvent
+	if json.Unmarshal([]byte(C.GoString(eventJSON)), &ev) == nil {
+		fn(ev)
+	}
+}

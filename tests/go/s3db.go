@@ -17,6 +17,7 @@ package s3db
 // Implemented in Go (callbacks.go).
 extern void s3dbGoJSONCallback(uintptr_t handle, int status, char *result);
 extern int s3dbGoLockBody(s3db_lock_t *lock, uintptr_t handle);
+extern void s3dbGoEvent(uintptr_t handle, char *event_json);
 
 // user_data carries a runtime/cgo.Handle; these convert it back on the C side.
 static void json_trampoline(void *user_data, int status, const char *result) {
@@ -31,6 +32,14 @@ static void *handle_ptr(uintptr_t h) { return (void *)h; }
 
 static s3db_callback json_callback(void) { return json_trampoline; }
 
+static void event_trampoline(void *user_data, const char *event_json) {
+	s3dbGoEvent((uintptr_t)user_data, (char *)event_json);
+}
+
+static int go_on_event(const s3db_coordinator_t *coord, uintptr_t h) {
+	return s3db_coordinator_on_event(coord, event_trampoline, handle_ptr(h));
+}
+
 static int go_with_lock(const s3db_database_t *db, const char *name, uint64_t ttl_ms,
                         uint64_t timeout_ms, uintptr_t h) {
 	return s3db_with_lock(db, name, ttl_ms, timeout_ms, lock_body_trampoline, handle_ptr(h));
@@ -43,6 +52,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -773,4 +783,264 @@ func (s *Sequence) Current() (value int64, ok bool, err error) {
 // Reset makes value the next value handed out.
 func (s *Sequence) Reset(value int64) error {
 	return call(func() C.int { return C.s3db_sequence_reset(s.p, C.int64_t(value)) })
+}
+
+// SequenceWith is Sequence with a batch size: more than 1 reserves batchSize values per
+// compare-and-swap (one GET + one PUT per batch; the unused rest is a gap when the handle goes).
+func (db *Database) SequenceWith(name string, start, increment int64, batchSize uint32) (*Sequence, error) {
+	n := newCStr(name)
+	defer n.free()
+	s := &Sequence{}
+	if err := call(func() C.int {
+		return C.s3db_sequence_with(db.p, n.p, C.int64_t(start), C.int64_t(increment), C.uint32_t(batchSize), &s.p)
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Delete deletes the stored counter; the next value starts again at start.
+func (s *Sequence) Delete() error {
+	return call(func() C.int { return C.s3db_sequence_delete(s.p) })
+}
+
+// ListSequences returns the names of the stored sequences.
+func (db *Database) ListSequences() ([]string, error) {
+	var names []string
+	return names, jsonCall(&names, func(out **C.char) C.int { return C.s3db_list_sequences(db.p, out) })
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+// State is the distributed state of one namespace: JSON values with versions.
+type State struct{ p *C.s3db_state_t }
+
+// StateEntry is a live entry; ExpiresAt (ms since the epoch) is nil without a ttl.
+type StateEntry struct {
+	Value     any    `json:"value"`
+	Version   string `json:"version"`
+	ExpiresAt *int64 `json:"expiresAt"`
+}
+
+// CasResult is the outcome of CompareAndSwap: what is stored now (nil when absent).
+type CasResult struct {
+	Swapped        bool    `json:"swapped"`
+	CurrentValue   any     `json:"currentValue"`
+	CurrentVersion *string `json:"currentVersion"`
+}
+
+// State returns the state of a namespace.
+func (db *Database) State(namespace string) (*State, error) {
+	n := newCStr(namespace)
+	defer n.free()
+	s := &State{}
+	if err := call(func() C.int { return C.s3db_state(db.p, n.p, &s.p) }); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close frees the handle.
+func (s *State) Close() {
+	C.s3db_state_free(s.p)
+	s.p = nil
+}
+
+// Get returns the live entry, or nil when the key is absent or expired.
+func (s *State) Get(key string) (*StateEntry, error) {
+	k := newCStr(key)
+	defer k.free()
+	var e *StateEntry
+	return e, jsonCall(&e, func(out **C.char) C.int { return C.s3db_state_get(s.p, k.p, out) })
+}
+
+// Set stores value (expiring after ttl unless 0) and returns its new version.
+func (s *State) Set(key string, value any, ttl time.Duration) (string, error) {
+	v, err := jsonArg(value)
+	if err != nil {
+		return "", err
+	}
+	defer v.free()
+	k := newCStr(key)
+	defer k.free()
+	var version *C.char
+	err = call(func() C.int { return C.s3db_state_set(s.p, k.p, v.p, millis(ttl), &version) })
+	return takeString(version), err
+}
+
+// CompareAndSwap writes value only if the entry is at expectedVersion (nil: only if absent).
+func (s *State) CompareAndSwap(key string, expectedVersion *string, value any) (CasResult, error) {
+	v, err := jsonArg(value)
+	if err != nil {
+		return CasResult{}, err
+	}
+	defer v.free()
+	k := newCStr(key)
+	defer k.free()
+	var e cstr
+	if expectedVersion != nil {
+		e = newCStr(*expectedVersion)
+		defer e.free()
+	}
+	var r CasResult
+	err = jsonCall(&r, func(out **C.char) C.int { return C.s3db_state_compare_and_swap(s.p, k.p, e.p, v.p, out) })
+	return r, err
+}
+
+// Delete deletes the entry (an absent key is fine).
+func (s *State) Delete(key string) error {
+	k := newCStr(key)
+	defer k.free()
+	return call(func() C.int { return C.s3db_state_delete(s.p, k.p) })
+}
+
+// Increment adds by to the counter and returns the new value.
+func (s *State) Increment(key string, by int64) (int64, error) {
+	k := newCStr(key)
+	defer k.free()
+	var v C.int64_t
+	err := call(func() C.int { return C.s3db_state_increment(s.p, k.p, C.int64_t(by), &v) })
+	return int64(v), err
+}
+
+// Counter returns the counter's value (0 when absent).
+func (s *State) Counter(key string) (int64, error) {
+	k := newCStr(key)
+	defer k.free()
+	var v C.int64_t
+	err := call(func() C.int { return C.s3db_state_counter(s.p, k.p, &v) })
+	return int64(v), err
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coordinator
+
+// CoordinatorOptions are the timings of a Coordinator; zero keeps the default (with only
+// HeartbeatInterval set, the others scale with it).
+type CoordinatorOptions struct {
+	HeartbeatInterval, LeaseTimeout, WorkerTimeout, StartupJitter time.Duration
+}
+
+// CoordinatorEvent is one event: Type is leaderChanged, becameLeader, lostLeadership,
+// circuitOpened, circuitClosed or lagged.
+type CoordinatorEvent struct {
+	Type     string `json:"type"`
+	LeaderID string `json:"leaderId"`
+	Epoch    uint64 `json:"epoch"`
+	Failures uint32 `json:"failures"`
+	Missed   uint64 `json:"missed"`
+}
+
+// LeaderInfo is the known leader.
+type LeaderInfo struct {
+	LeaderID string `json:"leaderId"`
+	Epoch    uint64 `json:"epoch"`
+	LeaseEnd int64  `json:"leaseEnd"`
+}
+
+// Coordinator takes part in the leader election of a namespace.
+type Coordinator struct {
+	p       *C.s3db_coordinator_t
+	mu      sync.Mutex
+	handles []cgo.Handle
+}
+
+// Coordinator returns a worker of the election of namespace (not started).
+func (db *Database) Coordinator(namespace string, opts CoordinatorOptions) (*Coordinator, error) {
+	o := map[string]int64{}
+	for key, d := range map[string]time.Duration{
+		"heartbeatIntervalMs": opts.HeartbeatInterval, "leaseTimeoutMs": opts.LeaseTimeout,
+		"workerTimeoutMs": opts.WorkerTimeout, "startupJitterMs": opts.StartupJitter,
+	} {
+		if d > 0 {
+			o[key] = d.Milliseconds()
+		}
+	}
+	j, err := jsonArg(o)
+	if err != nil {
+		return nil, err
+	}
+	defer j.free()
+	n := newCStr(namespace)
+	defer n.free()
+	c := &Coordinator{}
+	if err := call(func() C.int { return C.s3db_coordinator(db.p, n.p, j.p, &c.p) }); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// OnEvent calls fn for every event from now on (from another thread) until Stop or Close.
+func (c *Coordinator) OnEvent(fn func(CoordinatorEvent)) error {
+	h := cgo.NewHandle(fn)
+	if err := call(func() C.int { return C.go_on_event(c.p, C.uintptr_t(h)) }); err != nil {
+		h.Delete()
+		return err
+	}
+	c.mu.Lock()
+	c.handles = append(c.handles, h)
+	c.mu.Unlock()
+	return nil
+}
+
+// releaseHandles forgets the OnEvent functions (libs3db no longer calls them).
+func (c *Coordinator) releaseHandles() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.handles {
+		h.Delete()
+	}
+	c.handles = nil
+}
+
+// Start joins the election.
+func (c *Coordinator) Start() error {
+	return call(func() C.int { return C.s3db_coordinator_start(c.p) })
+}
+
+// Stop leaves the election (releasing the lease if leading) and ends the OnEvent functions.
+func (c *Coordinator) Stop() error {
+	err := call(func() C.int { return C.s3db_coordinator_stop(c.p) })
+	c.releaseHandles()
+	return err
+}
+
+// Close frees the handle (without Stop, the worker vanishes as if it crashed).
+func (c *Coordinator) Close() {
+	C.s3db_coordinator_free(c.p)
+	c.p = nil
+	c.releaseHandles()
+}
+
+// IsLeader tells whether this worker leads now.
+func (c *Coordinator) IsLeader() bool {
+	var b C.bool
+	if call(func() C.int { return C.s3db_coordinator_is_leader(c.p, &b) }) != nil {
+		return false
+	}
+	return bool(b)
+}
+
+// FencingToken is the epoch of the lease while leading.
+func (c *Coordinator) FencingToken() (epoch uint64, leading bool) {
+	var e C.uint64_t
+	var l C.bool
+	if call(func() C.int { return C.s3db_coordinator_fencing_token(c.p, &e, &l) }) != nil {
+		return 0, false
+	}
+	return uint64(e), bool(l)
+}
+
+// Leader returns the known leader, or nil.
+func (c *Coordinator) Leader() (*LeaderInfo, error) {
+	var l *LeaderInfo
+	return l, jsonCall(&l, func(out **C.char) C.int { return C.s3db_coordinator_get_leader(c.p, out) })
+}
+
+// WorkerID is this worker's id.
+func (c *Coordinator) WorkerID() (string, error) {
+	var out *C.char
+	err := call(func() C.int { return C.s3db_coordinator_worker_id(c.p, &out) })
+	return takeString(out), err
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -120,6 +121,9 @@ func TestBackends(t *testing.T) {
 			t.Run("data model", func(t *testing.T) { testDataModel(t, db) })
 			t.Run("etags", func(t *testing.T) { testEtags(t, users) })
 			t.Run("secrets", func(t *testing.T) { testSecrets(t, url) })
+			t.Run("sequence batch", func(t *testing.T) { testSequenceBatch(t, db) })
+			t.Run("state", func(t *testing.T) { testState(t, db) })
+			t.Run("coordinator", func(t *testing.T) { testCoordinator(t, url, db) })
 		})
 	}
 }
@@ -513,4 +517,197 @@ func testSecrets(t *testing.T, url string) {
 	if got := must(r.Get("s1"))(t); got["pin"] == "1234" || got["owner"] != "Ada" {
 		t.Fatalf("read with the default passphrase: %v", got)
 	}
+}
+
+func testSequenceBatch(t *testing.T, db *Database) {
+	_, err := db.SequenceWith("go-b", 1, 0, 10)
+	expectErr(t, err, ErrInvalidArgument)
+	seq := must(db.SequenceWith("go-batched", 1, 1, 10))(t)
+	defer seq.Close()
+	ok(t, db.ResetStats())
+	for want := int64(1); want <= 10; want++ {
+		if v := must(seq.Next())(t); v != want {
+			t.Fatalf("next = %d, want %d", v, want)
+		}
+	}
+	expectRequests(t, db, Stats{Get: 1, Put: 1})
+	other := must(db.SequenceWith("go-batched", 1, 1, 10))(t)
+	defer other.Close()
+	if v := must(other.Next())(t); v != 11 {
+		t.Fatalf("second handle's first value = %d, want 11", v)
+	}
+	names := must(db.ListSequences())(t)
+	if !slices.Contains(names, "go-batched") {
+		t.Fatalf("sequences %v", names)
+	}
+	ok(t, seq.Delete())
+	if names := must(db.ListSequences())(t); slices.Contains(names, "go-batched") {
+		t.Fatalf("deleted sequence still listed: %v", names)
+	}
+	if v := must(seq.Next())(t); v != 1 {
+		t.Fatalf("next after delete = %d, want 1", v)
+	}
+}
+
+func testState(t *testing.T, db *Database) {
+	_, err := db.State("a/b")
+	expectErr(t, err, ErrInvalidArgument)
+	st := must(db.State("go-state"))(t)
+	defer st.Close()
+	if e := must(st.Get("cfg"))(t); e != nil {
+		t.Fatalf("absent key read %+v", e)
+	}
+	v1 := must(st.Set("cfg", map[string]any{"mode": "a"}, 0))(t)
+	e := must(st.Get("cfg"))(t)
+	if e == nil || e.Version != v1 || e.ExpiresAt != nil || e.Value.(map[string]any)["mode"] != "a" {
+		t.Fatalf("get = %+v, want version %s", e, v1)
+	}
+	v2 := must(st.Set("cfg", map[string]any{"mode": "b"}, 0))(t)
+
+	// A stale version does not swap, and shows what is there.
+	r := must(st.CompareAndSwap("cfg", &v1, "stale"))(t)
+	if r.Swapped || r.CurrentVersion == nil || *r.CurrentVersion != v2 ||
+		r.CurrentValue.(map[string]any)["mode"] != "b" {
+		t.Fatalf("stale CAS = %+v", r)
+	}
+	r = must(st.CompareAndSwap("cfg", &v2, "fresh"))(t)
+	if !r.Swapped || r.CurrentValue != "fresh" || r.CurrentVersion == nil || *r.CurrentVersion == v2 {
+		t.Fatalf("CAS = %+v", r)
+	}
+	if r := must(st.CompareAndSwap("cfg", nil, 1))(t); r.Swapped {
+		t.Fatalf("CAS expecting absence swapped: %+v", r)
+	}
+	if r := must(st.CompareAndSwap("new", nil, 1))(t); !r.Swapped {
+		t.Fatalf("CAS on an absent key: %+v", r)
+	}
+	ok(t, st.Delete("new"))
+	if e := must(st.Get("new"))(t); e != nil {
+		t.Fatalf("deleted key read %+v", e)
+	}
+
+	// Concurrent increments all count.
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				if _, err := st.Increment("hits", 1); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := must(st.Counter("hits"))(t); n != 20 {
+		t.Fatalf("counter = %d, want 20", n)
+	}
+	_, err = st.Increment("cfg", 1)
+	expectErr(t, err, ErrValidation)
+
+	v3 := must(st.Set("short", true, 300*time.Millisecond))(t)
+	if e := must(st.Get("short"))(t); e == nil || e.Version != v3 || e.ExpiresAt == nil {
+		t.Fatalf("ttl entry %+v", e)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if e := must(st.Get("short"))(t); e != nil {
+		t.Fatalf("expired entry read %+v", e)
+	}
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []CoordinatorEvent
+}
+
+func (l *eventLog) add(ev CoordinatorEvent) {
+	l.mu.Lock()
+	l.events = append(l.events, ev)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) count(typ string) (n int, lastEpoch uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ev := range l.events {
+		if ev.Type == typ {
+			n++
+			lastEpoch = ev.Epoch
+		}
+	}
+	return n, lastEpoch
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func testCoordinator(t *testing.T, url string, db *Database) {
+	_, err := db.Coordinator("go-coord", CoordinatorOptions{HeartbeatInterval: 200 * time.Millisecond, LeaseTimeout: 100 * time.Millisecond})
+	expectErr(t, err, ErrInvalidArgument)
+	db2 := must(Connect(url))(t)
+	defer db2.Close()
+	// A lease longer than the scaled default (600 ms): scheduling stalls on a loaded machine
+	// must not make the leader step down. Stop releases it at once anyway.
+	opts := CoordinatorOptions{HeartbeatInterval: 200 * time.Millisecond, LeaseTimeout: 2 * time.Second, WorkerTimeout: 3 * time.Second}
+	a := must(db.Coordinator("go-coord", opts))(t)
+	defer a.Close()
+	b := must(db2.Coordinator("go-coord", opts))(t)
+	defer b.Close()
+	logs := map[*Coordinator]*eventLog{a: {}, b: {}}
+	for c, l := range logs {
+		ok(t, c.OnEvent(l.add))
+	}
+	ok(t, a.Start())
+	ok(t, b.Start())
+
+	eventually(t, 5*time.Second, "a leader", func() bool { return a.IsLeader() || b.IsLeader() })
+	for i := 0; i < 10; i++ {
+		if a.IsLeader() == b.IsLeader() {
+			t.Fatalf("leaders: a=%v b=%v", a.IsLeader(), b.IsLeader())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	leader, follower := a, b
+	if b.IsLeader() {
+		leader, follower = b, a
+	}
+	epoch1, leading := leader.FencingToken()
+	if !leading || epoch1 == 0 {
+		t.Fatalf("leader's token %d %v", epoch1, leading)
+	}
+	id := must(leader.WorkerID())(t)
+	eventually(t, 3*time.Second, "the follower sees the leader", func() bool {
+		l, err := follower.Leader()
+		return err == nil && l != nil && l.LeaderID == id && l.Epoch == epoch1
+	})
+	eventually(t, 3*time.Second, "becameLeader event", func() bool {
+		n, e := logs[leader].count("becameLeader")
+		return n == 1 && e == epoch1
+	})
+
+	ok(t, leader.Stop())
+	if n, _ := logs[leader].count("lostLeadership"); n != 1 {
+		t.Fatalf("%d lostLeadership events delivered by Stop", n)
+	}
+	eventually(t, 5*time.Second, "the other takes over", follower.IsLeader)
+	epoch2, _ := follower.FencingToken()
+	if epoch2 <= epoch1 {
+		t.Fatalf("new epoch %d, old %d", epoch2, epoch1)
+	}
+	eventually(t, 3*time.Second, "becameLeader event of the new leader", func() bool {
+		n, e := logs[follower].count("becameLeader")
+		return n == 1 && e == epoch2
+	})
+	if leader.IsLeader() {
+		t.Fatal("the stopped coordinator still leads")
+	}
+	ok(t, follower.Stop())
 }
