@@ -21,7 +21,7 @@ use s3db::{Coordinator, CoordinatorEvent, CoordinatorOptions, Database, Stats};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-const HEARTBEAT: Duration = Duration::from_millis(200);
+const HEARTBEAT: Duration = Duration::from_millis(400);
 
 /// Short intervals; the lease is 5 heartbeats (s3db.js: 3) so that a loaded 2-core test
 /// machine does not make a healthy leader miss its renewals.
