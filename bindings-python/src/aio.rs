@@ -11,7 +11,14 @@ use crate::convert::{
     resource_config, stats_dict, Bool, Int64, Json, NoneValue, Object, ObjectList, PartitionsArg,
     Seconds, Size, Str, StrList,
 };
-use crate::errors::{invalid, redact};
+use crate::coordination::{
+    batch_size, callable, coordinator_options, forward_events, leader_json, next_event,
+    opt_duration, split_id_generator, start_renewal, state_update, with_generated_id,
+    with_generated_ids, workers_json, AnyJson, AsyncNext, BytesOut, Callback, Content, Events,
+    IdGeneratorArg, IdGenerators, Renewal, Token, DEFAULT_CONTENT_TYPE,
+};
+use crate::errors::{engine_error, invalid, redact};
+use crate::to_json;
 
 /// `await s3db.connect(url, passphrase=None)`: connects to `memory://`, `file://`, `s3://`
 /// or `http(s)://`. `passphrase` encrypts `secret` fields (s3db.js's default: "secret").
@@ -29,12 +36,15 @@ pub fn connect<'py>(
     awaitable(py, async move {
         s3db::Database::connect_with(&url, options)
             .await
-            .map(|db| Database { db })
+            .map(|db| Database {
+                db,
+                id_gens: IdGenerators::default(),
+            })
             .map_err(|e| redact(e, &url))
     })
 }
 
-fn lock_options(ttl: Seconds, timeout: Seconds) -> s3db::LockOptions {
+pub(crate) fn lock_options(ttl: Seconds, timeout: Seconds) -> s3db::LockOptions {
     s3db::LockOptions {
         ttl: ttl.0,
         timeout: timeout.0,
@@ -45,12 +55,16 @@ fn lock_options(ttl: Seconds, timeout: Seconds) -> s3db::LockOptions {
 #[pyclass(frozen, module = "s3db")]
 pub struct Database {
     pub(crate) db: s3db::Database,
+    id_gens: IdGenerators,
 }
 
 #[pymethods]
 impl Database {
     /// Defines (or redefines) a resource with s3db.js's `createResource` options.
-    #[pyo3(signature = (name, attributes, *, behavior = None, timestamps = None, partitions = None, paranoid = None, id_size = None, passphrase = None))]
+    /// `id_generator` is an s3db.js form (`"incremental[:…]"`, `{"type": "incremental", …}`,
+    /// an id size) handed to the engine, or a callable returning an id, applied by the
+    /// binding to records that have none.
+    #[pyo3(signature = (name, attributes, *, behavior = None, timestamps = None, partitions = None, paranoid = None, id_size = None, id_generator = None, passphrase = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_resource<'py>(
         &self,
@@ -62,23 +76,32 @@ impl Database {
         partitions: Option<PartitionsArg>,
         paranoid: Option<Bool>,
         id_size: Option<Int64>,
+        id_generator: Option<IdGeneratorArg>,
         passphrase: Option<Str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let db = self.db.clone();
+        let (engine_gen, custom) = split_id_generator(id_generator);
         let config = resource_config(
-            attributes, behavior, timestamps, partitions, paranoid, id_size, passphrase,
+            attributes, behavior, timestamps, partitions, paranoid, id_size, engine_gen, passphrase,
         );
+        let gens = self.id_gens.clone();
         awaitable(py, async move {
-            db.create_resource_with(&name.0, config?)
-                .await
-                .map(|r| Resource { res: r })
+            let res = db.create_resource_with(&name.0, config?).await?;
+            gens.set(res.name(), custom.clone());
+            Ok(Resource {
+                res,
+                id_gen: custom,
+            })
         })
     }
 
     fn resource<'py>(&self, py: Python<'py>, name: Str) -> PyResult<Bound<'py, PyAny>> {
         let db = self.db.clone();
+        let gens = self.id_gens.clone();
         awaitable(py, async move {
-            db.resource(&name.0).await.map(|r| Resource { res: r })
+            let res = db.resource(&name.0).await?;
+            let id_gen = gens.get(res.name());
+            Ok(Resource { res, id_gen })
         })
     }
 
@@ -97,36 +120,149 @@ impl Database {
     }
 
     /// `await db.lock(name)` returns a `Lock`; `async with db.lock(name) as lock:` releases it
-    /// on exit. Nothing is sent until the result is awaited or entered.
-    #[pyo3(signature = (name, ttl = Seconds(std::time::Duration::from_secs(30)), timeout = Seconds(std::time::Duration::ZERO)))]
-    #[pyo3(text_signature = "($self, name, ttl=30.0, timeout=0.0)")]
-    fn lock(&self, name: Str, ttl: Seconds, timeout: Seconds) -> LockContext {
-        LockContext {
+    /// on exit. Nothing is sent until the result is awaited or entered. `auto_renew=True`
+    /// renews it every ttl/3 until release; `on_lost(message)` then runs once, from a
+    /// runtime thread, if renewal fails for good.
+    #[pyo3(signature = (name, ttl = Seconds(std::time::Duration::from_secs(30)), timeout = Seconds(std::time::Duration::ZERO), auto_renew = Bool(false), on_lost = None))]
+    #[pyo3(text_signature = "($self, name, ttl=30.0, timeout=0.0, auto_renew=False, on_lost=None)")]
+    fn lock(
+        &self,
+        py: Python<'_>,
+        name: Str,
+        ttl: Seconds,
+        timeout: Seconds,
+        auto_renew: Bool,
+        on_lost: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<LockContext> {
+        Ok(LockContext {
             db: self.db.clone(),
             name: name.0,
             options: lock_options(ttl, timeout),
+            renewal: Renewal::new(py, auto_renew.0, on_lost.as_ref())?,
             held: Arc::new(Mutex::new(Held::Idle)),
-        }
+        })
     }
 
-    #[pyo3(signature = (name, start = Int64(1), increment = Int64(1)))]
-    #[pyo3(text_signature = "($self, name, start=1, increment=1)")]
+    /// Whether someone holds the lock now (one GET).
+    fn is_locked<'py>(&self, py: Python<'py>, name: Str) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.db.clone();
+        awaitable(py, async move { db.is_locked(&name.0).await })
+    }
+
+    /// `{"holder_id", "fencing_token", "acquired_at", "expires_at"}` (ms since the epoch)
+    /// of the current holder, or None when the lock is free.
+    fn lock_info<'py>(&self, py: Python<'py>, name: Str) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.db.clone();
+        awaitable(py, async move {
+            db.lock_info(&name.0)
+                .await
+                .map(|i| i.map(|i| Json(to_json!(i))))
+        })
+    }
+
+    /// Writes `value` to the fenced object `name` unless a higher token already wrote it
+    /// (`LockLostError`). Returns the new version.
+    fn fenced_put<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        value: AnyJson,
+        token: Token,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.db.clone();
+        awaitable(py, async move {
+            db.fenced_put(&name.0, &value.0, token.0).await
+        })
+    }
+
+    /// `{"value", "fencing_token", "version"}` of a fenced object, or None.
+    fn fenced_get<'py>(&self, py: Python<'py>, name: Str) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.db.clone();
+        awaitable(py, async move {
+            db.fenced_get(&name.0)
+                .await
+                .map(|f| f.map(|f| Json(to_json!(f))))
+        })
+    }
+
+    /// `batch_size` above 1 reserves that many values per request (fast mode: values are
+    /// handed out locally, unused ones become gaps).
+    #[pyo3(signature = (name, start = Int64(1), increment = Int64(1), batch_size = Int64(1)))]
+    #[pyo3(text_signature = "($self, name, start=1, increment=1, batch_size=1)")]
     fn sequence(
         &self,
         py: Python<'_>,
         name: Str,
         start: Int64,
         increment: Int64,
+        batch_size: Int64,
     ) -> PyResult<Sequence> {
         let opts = s3db::SequenceOptions {
             start: start.0,
             increment: increment.0,
-            ..Default::default()
+            batch_size: self::batch_size(py, batch_size)?,
         };
         self.db
             .sequence_with(&name.0, opts)
             .map(|seq| Sequence { seq })
-            .map_err(|e| crate::errors::engine_error(py, &e))
+            .map_err(|e| engine_error(py, &e))
+    }
+
+    /// Names of the stored sequences.
+    fn list_sequences<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.db.clone();
+        awaitable(py, async move { db.list_sequences().await })
+    }
+
+    /// The distributed state of `namespace`.
+    fn state(&self, py: Python<'_>, namespace: Str) -> PyResult<State> {
+        self.db
+            .state(&namespace.0)
+            .map(|store| State { store })
+            .map_err(|e| engine_error(py, &e))
+    }
+
+    /// A worker in the leader election of `namespace` (call `await start()`). Times are
+    /// seconds; `heartbeat_interval` alone scales the others (lease 3x, worker timeout 4x,
+    /// startup jitter and step-down margin 1/5, circuit cool-down 2x).
+    #[pyo3(signature = (namespace, heartbeat_interval = Seconds(std::time::Duration::from_secs(5)), lease_timeout = None, worker_timeout = None, startup_jitter = None, *, step_down_margin = None, circuit_breaker_threshold = None, circuit_breaker_cooldown = None, strategy = None, pod = None))]
+    #[pyo3(
+        text_signature = "($self, namespace, heartbeat_interval=5.0, lease_timeout=None, worker_timeout=None, startup_jitter=None, *, step_down_margin=None, circuit_breaker_threshold=None, circuit_breaker_cooldown=None, strategy=None, pod=None)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn coordinator(
+        &self,
+        py: Python<'_>,
+        namespace: Str,
+        heartbeat_interval: Seconds,
+        lease_timeout: Option<Seconds>,
+        worker_timeout: Option<Seconds>,
+        startup_jitter: Option<Seconds>,
+        step_down_margin: Option<Seconds>,
+        circuit_breaker_threshold: Option<Int64>,
+        circuit_breaker_cooldown: Option<Seconds>,
+        strategy: Option<Str>,
+        pod: Option<Str>,
+    ) -> PyResult<Coordinator> {
+        coordinator_options(
+            heartbeat_interval,
+            lease_timeout,
+            worker_timeout,
+            startup_jitter,
+            step_down_margin,
+            circuit_breaker_threshold,
+            circuit_breaker_cooldown,
+            strategy,
+            pod,
+        )
+        .and_then(|opts| self.db.coordinator(&namespace.0, opts))
+        .map(|coord| Coordinator { coord })
+        .map_err(|e| engine_error(py, &e))
+    }
+
+    /// What healing repaired in `s3db.json` when this handle connected (empty when intact).
+    fn healing_log(&self) -> Vec<String> {
+        self.db.healing_log()
     }
 
     fn __repr__(&self) -> String {
@@ -138,6 +274,7 @@ impl Database {
 #[pyclass(frozen, module = "s3db")]
 pub struct Resource {
     res: s3db::Resource,
+    id_gen: Option<Callback>,
 }
 
 #[pymethods]
@@ -149,7 +286,60 @@ impl Resource {
 
     fn insert<'py>(&self, py: Python<'py>, record: Object) -> PyResult<Bound<'py, PyAny>> {
         let res = self.res.clone();
-        awaitable(py, async move { res.insert(record.0).await.map(Json) })
+        let record = with_generated_id(py, self.id_gen.as_ref(), record.0)?;
+        awaitable(py, async move { res.insert(record).await.map(Json) })
+    }
+
+    /// Inserts a record whose object body is binary `content`.
+    #[pyo3(signature = (data, content, content_type = None))]
+    fn insert_with_content<'py>(
+        &self,
+        py: Python<'py>,
+        data: Object,
+        content: Content,
+        content_type: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let data = with_generated_id(py, self.id_gen.as_ref(), data.0)?;
+        let ct = content_type.map_or_else(|| DEFAULT_CONTENT_TYPE.to_string(), |c| c.0);
+        awaitable(py, async move {
+            res.insert_with_content(data, content.0.into(), &ct)
+                .await
+                .map(Json)
+        })
+    }
+
+    /// Sets (bytes) or removes (None) the record's binary content.
+    #[pyo3(signature = (id, content, content_type = None))]
+    fn set_content<'py>(
+        &self,
+        py: Python<'py>,
+        id: Str,
+        content: Option<Content>,
+        content_type: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let ct = content_type.map_or_else(|| DEFAULT_CONTENT_TYPE.to_string(), |c| c.0);
+        awaitable(py, async move {
+            res.set_content(&id.0, content.map(|c| (c.0.into(), ct.as_str())))
+                .await
+                .map(|()| NoneValue)
+        })
+    }
+
+    /// `(content, content_type)`; `NotFoundError` when the record has none.
+    fn content<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.content(&id.0)
+                .await
+                .map(|(bytes, ct)| (BytesOut(bytes.to_vec()), ct))
+        })
+    }
+
+    /// The sequence behind an incremental `id_generator`, or None.
+    fn id_sequence(&self) -> Option<Sequence> {
+        self.res.id_sequence().cloned().map(|seq| Sequence { seq })
     }
 
     fn get<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
@@ -239,8 +429,9 @@ impl Resource {
         records: ObjectList,
     ) -> PyResult<Bound<'py, PyAny>> {
         let res = self.res.clone();
+        let records = with_generated_ids(py, self.id_gen.as_ref(), records.0)?;
         awaitable(py, async move {
-            Ok(Json(batch_json(res.insert_many(records.0).await)))
+            Ok(Json(batch_json(res.insert_many(records).await)))
         })
     }
 
@@ -266,7 +457,8 @@ impl Resource {
 
     fn upsert<'py>(&self, py: Python<'py>, record: Object) -> PyResult<Bound<'py, PyAny>> {
         let res = self.res.clone();
-        awaitable(py, async move { res.upsert(record.0).await.map(Json) })
+        let record = with_generated_id(py, self.id_gen.as_ref(), record.0)?;
+        awaitable(py, async move { res.upsert(record).await.map(Json) })
     }
 
     fn patch<'py>(&self, py: Python<'py>, id: Str, changes: Object) -> PyResult<Bound<'py, PyAny>> {
@@ -362,6 +554,7 @@ pub struct LockContext {
     db: s3db::Database,
     name: String,
     options: s3db::LockOptions,
+    renewal: Renewal,
     held: Arc<Mutex<Held>>,
 }
 
@@ -369,8 +562,11 @@ pub struct LockContext {
 impl LockContext {
     fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let (db, name, opts) = (self.db.clone(), self.name.clone(), self.options);
+        let renewal = self.renewal.clone();
         let fut = awaitable(py, async move {
-            db.lock(&name, opts).await.map(|lock| Lock { lock })
+            let lock = db.lock(&name, opts).await?;
+            renewal.apply(&lock).await?;
+            Ok(Lock { lock })
         })?;
         fut.call_method0("__await__")
     }
@@ -384,9 +580,13 @@ impl LockContext {
             *held = Held::Entering;
         }
         let (db, name, opts) = (self.db.clone(), self.name.clone(), self.options);
+        let renewal = self.renewal.clone();
         let held = self.held.clone();
         awaitable(py, async move {
-            let res = db.lock(&name, opts).await;
+            let res = match db.lock(&name, opts).await {
+                Ok(lock) => renewal.apply(&lock).await.map(|()| lock),
+                Err(e) => Err(e),
+            };
             let mut st = held.lock().unwrap_or_else(|p| p.into_inner());
             match res {
                 Ok(lock) => {
@@ -474,6 +674,51 @@ impl Lock {
         )
     }
 
+    /// The ttl the lock was acquired with, in seconds.
+    #[getter]
+    fn ttl(&self) -> f64 {
+        self.lock.ttl().as_secs_f64()
+    }
+
+    /// True once this handle learnt that it no longer holds the lock.
+    #[getter]
+    fn is_lost(&self) -> bool {
+        self.lock.is_lost()
+    }
+
+    /// Milliseconds since the epoch.
+    fn expires_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let lock = self.lock.clone();
+        awaitable(py, async move { Ok(lock.expires_at().await) })
+    }
+
+    /// Renews the lock every ttl/3 until release; `on_lost(message)` runs once (from a
+    /// runtime thread) when renewal fails for good.
+    #[pyo3(signature = (on_lost = None))]
+    fn auto_renew(&self, py: Python<'_>, on_lost: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let cb = on_lost
+            .filter(|o| !o.is_none())
+            .map(|o| callable(py, "on_lost", &o))
+            .transpose()?;
+        start_renewal(&self.lock, cb).map_err(|e| engine_error(py, &e))
+    }
+
+    fn stop_renewing(&self) {
+        self.lock.stop_renewing()
+    }
+
+    /// Writes `value` to the fenced object `name` under this lock's fencing token;
+    /// `LockLostError` when the handle is lost or released or a higher token wrote it.
+    fn guarded_put<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        value: AnyJson,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let lock = self.lock.clone();
+        awaitable(py, async move { lock.guarded_put(&name.0, &value.0).await })
+    }
+
     fn release<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let lock = self.lock.clone();
         awaitable(py, async move { lock.release().await.map(|()| NoneValue) })
@@ -537,7 +782,246 @@ impl Sequence {
         )
     }
 
+    /// Deletes the stored counter; the next `next()` starts again at `start`.
+    fn delete<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let seq = self.seq.clone();
+        awaitable(py, async move { seq.delete().await.map(|()| NoneValue) })
+    }
+
     fn __repr__(&self) -> String {
         format!("<s3db.Sequence {:?}>", self.seq.name())
+    }
+}
+
+/// Distributed state of one namespace (async API): small JSON values with versions,
+/// compare-and-swap, counters and optional expiry.
+#[pyclass(frozen, module = "s3db")]
+pub struct State {
+    store: s3db::StateStore,
+}
+
+#[pymethods]
+impl State {
+    #[getter]
+    fn namespace(&self) -> &str {
+        self.store.namespace()
+    }
+
+    /// `{"value", "version", "expires_at"}`, or None when absent or expired.
+    fn get<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move {
+            store
+                .get(&key.0)
+                .await
+                .map(|e| e.map(|e| Json(to_json!(e))))
+        })
+    }
+
+    /// Stores `value` (last writer wins), expiring after `ttl` seconds if given; returns
+    /// the new version.
+    #[pyo3(signature = (key, value, ttl = None))]
+    fn set<'py>(
+        &self,
+        py: Python<'py>,
+        key: Str,
+        value: AnyJson,
+        ttl: Option<Seconds>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move {
+            store.set(&key.0, value.0, opt_duration(ttl)).await
+        })
+    }
+
+    /// Read-modify-write by compare-and-swap: `fn(old)` (None when absent) returns the new
+    /// value; it runs again (on a runtime thread) when another writer got there first.
+    /// Returns the entry written.
+    fn update<'py>(
+        &self,
+        py: Python<'py>,
+        key: Str,
+        r#fn: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = callable(py, "fn", &r#fn)?;
+        let store = self.store.clone();
+        awaitable(py, state_update(store, key.0, f))
+    }
+
+    /// Writes `value` only if the entry is still at `expected_version` (None: only if
+    /// absent). `{"swapped", "current_value", "current_version"}`.
+    fn compare_and_swap<'py>(
+        &self,
+        py: Python<'py>,
+        key: Str,
+        expected_version: Option<Str>,
+        value: AnyJson,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move {
+            store
+                .compare_and_swap(
+                    &key.0,
+                    expected_version.as_ref().map(|v| v.0.as_str()),
+                    value.0,
+                )
+                .await
+                .map(|r| Json(to_json!(r)))
+        })
+    }
+
+    fn delete<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(
+            py,
+            async move { store.delete(&key.0).await.map(|()| NoneValue) },
+        )
+    }
+
+    #[pyo3(signature = (key, by = Int64(1)))]
+    #[pyo3(text_signature = "($self, key, by=1)")]
+    fn increment<'py>(&self, py: Python<'py>, key: Str, by: Int64) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.increment(&key.0, by.0).await })
+    }
+
+    #[pyo3(signature = (key, by = Int64(1)))]
+    #[pyo3(text_signature = "($self, key, by=1)")]
+    fn decrement<'py>(&self, py: Python<'py>, key: Str, by: Int64) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.decrement(&key.0, by.0).await })
+    }
+
+    /// The counter's value (0 when absent).
+    fn counter<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.counter(&key.0).await })
+    }
+
+    /// Sets the counter back to 0 (deletes it).
+    fn reset<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(
+            py,
+            async move { store.reset(&key.0).await.map(|()| NoneValue) },
+        )
+    }
+
+    /// Keys of the namespace (expired ones included).
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.keys().await })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<s3db.State {:?}>", self.store.namespace())
+    }
+}
+
+/// A worker in the leader election of one namespace (async API).
+#[pyclass(frozen, module = "s3db")]
+pub struct Coordinator {
+    coord: s3db::Coordinator,
+}
+
+#[pymethods]
+impl Coordinator {
+    #[getter]
+    fn worker_id(&self) -> &str {
+        self.coord.worker_id()
+    }
+
+    #[getter]
+    fn namespace(&self) -> &str {
+        self.coord.namespace()
+    }
+
+    /// Joins the election (the first round runs before the future resolves).
+    fn start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let coord = self.coord.clone();
+        awaitable(py, async move { coord.start().await.map(|()| NoneValue) })
+    }
+
+    /// Leaves the election, releasing the lease if leading.
+    fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let coord = self.coord.clone();
+        awaitable(py, async move { coord.stop().await.map(|()| NoneValue) })
+    }
+
+    fn is_running<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let coord = self.coord.clone();
+        awaitable(py, async move { Ok(coord.is_running().await) })
+    }
+
+    /// True only while this worker holds a lease it renewed recently enough.
+    #[getter]
+    fn is_leader(&self) -> bool {
+        self.coord.is_leader()
+    }
+
+    /// The epoch of this worker's lease while it leads, else None.
+    #[getter]
+    fn fencing_token(&self) -> Option<u64> {
+        self.coord.fencing_token()
+    }
+
+    /// `{"leader_id", "epoch", "lease_end"}` of the leader last seen, or None.
+    fn get_leader<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::convert::json_to_py(py, &leader_json(self.coord.get_leader()))
+    }
+
+    /// Workers whose heartbeat is recent: `[{"worker_id", "pod", "start_time",
+    /// "last_heartbeat"}]`.
+    fn active_workers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let coord = self.coord.clone();
+        awaitable(py, async move {
+            coord.active_workers().await.map(|w| Json(workers_json(w)))
+        })
+    }
+
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::convert::json_to_py(py, &to_json!(self.coord.metrics()))
+    }
+
+    /// Events from now on: `async for ev in coordinator.events():` with `ev` a dict
+    /// `{"type": "leader_changed" | "became_leader" | "lost_leadership" |
+    /// "circuit_opened" | "circuit_closed", ...}`. Subscribe before `start()`.
+    fn events(&self) -> CoordinatorEvents {
+        CoordinatorEvents {
+            rx: Arc::new(tokio::sync::Mutex::new(self.coord.subscribe())),
+        }
+    }
+
+    /// Calls `callback(event)` for every event from now on, in order, from a runtime
+    /// thread (with the GIL); use `loop.call_soon_threadsafe` to reach asyncio.
+    fn on_event(&self, py: Python<'_>, callback: Bound<'_, PyAny>) -> PyResult<()> {
+        forward_events(&self.coord, callable(py, "callback", &callback)?);
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<s3db.Coordinator {:?} worker={:?}>",
+            self.coord.namespace(),
+            self.coord.worker_id()
+        )
+    }
+}
+
+/// An async iterator over a coordinator's events (from `Coordinator.events()`).
+#[pyclass(frozen, module = "s3db")]
+pub struct CoordinatorEvents {
+    rx: Events,
+}
+
+#[pymethods]
+impl CoordinatorEvents {
+    fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let rx = self.rx.clone();
+        awaitable(py, async move { Ok(AsyncNext(next_event(rx).await)) })
     }
 }

@@ -487,6 +487,7 @@ pub fn resource_config(
     partitions: Option<PartitionsArg>,
     paranoid: Option<Bool>,
     id_size: Option<Int64>,
+    id_generator: Option<Value>,
     passphrase: Option<Str>,
 ) -> s3db::Result<s3db::ResourceConfig> {
     let mut opts = Map::new();
@@ -505,6 +506,9 @@ pub fn resource_config(
     }
     if let Some(n) = id_size {
         opts.insert("idSize".into(), Value::from(n.0));
+    }
+    if let Some(g) = id_generator {
+        opts.insert("idGenerator".into(), g);
     }
     if let Some(p) = passphrase {
         opts.insert("passphrase".into(), Value::String(p.0));

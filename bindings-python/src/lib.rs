@@ -7,6 +7,7 @@
 mod aio;
 mod blocking;
 mod convert;
+mod coordination;
 mod errors;
 
 use std::future::Future;
@@ -95,9 +96,15 @@ fn _s3db(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aio::Lock>()?;
     m.add_class::<aio::LockContext>()?;
     m.add_class::<aio::Sequence>()?;
+    m.add_class::<aio::State>()?;
+    m.add_class::<aio::Coordinator>()?;
+    m.add_class::<aio::CoordinatorEvents>()?;
     m.add_class::<blocking::SyncDatabase>()?;
     m.add_class::<blocking::SyncResource>()?;
     m.add_class::<blocking::SyncLock>()?;
     m.add_class::<blocking::SyncSequence>()?;
+    m.add_class::<blocking::SyncState>()?;
+    m.add_class::<blocking::SyncCoordinator>()?;
+    m.add_class::<blocking::SyncCoordinatorEvents>()?;
     Ok(())
 }

@@ -39,7 +39,70 @@ async def use_async(url: str) -> int:
     except s3db.S3dbError as e:
         code = e.code
     del maybe, ok, ids, records, names, stats, token, holder, cur, results, code
-    return n + value + await use_data_model(db)
+    return n + value + await use_data_model(db) + await use_coordination(db)
+
+
+async def use_coordination(db: s3db.Database) -> int:
+    locked: bool = await db.is_locked("job")
+    info: Optional[s3db.LockInfo] = await db.lock_info("job")
+    if info is not None:
+        print(info["holder_id"], info["fencing_token"], info["expires_at"])
+
+    def on_lost(message: str) -> None:
+        print("lost", message)
+
+    async with db.lock("job", ttl=3.0, auto_renew=True, on_lost=on_lost) as lock:
+        lost: bool = lock.is_lost
+        ttl: float = lock.ttl
+        version: str = await lock.guarded_put("doc", {"n": 1})
+        lock.stop_renewing()
+        lock.auto_renew()
+    await db.fenced_put("doc", [1, 2], lock.fencing_token)
+    fenced: Optional[s3db.Fenced] = await db.fenced_get("doc")
+    seq = db.sequence("fast", batch_size=100)
+    await seq.delete()
+    names: List[str] = await db.list_sequences()
+
+    state: s3db.State = db.state("app")
+    v: str = await state.set("k", {"a": 1}, ttl=60)
+    entry: Optional[s3db.StateEntry] = await state.get("k")
+    updated: s3db.StateEntry = await state.update("k", lambda old: {"a": 2})
+    cas: s3db.CasResult = await state.compare_and_swap("k", updated["version"], None)
+    hits: int = await state.increment("hits") + await state.decrement("hits", by=2)
+    hits += await state.counter("hits")
+    await state.reset("hits")
+    await state.delete("k")
+    keys: List[str] = await state.keys()
+
+    coord: s3db.Coordinator = db.coordinator("workers", heartbeat_interval=1.0, lease_timeout=5.0)
+
+    def on_event(event: s3db.CoordinatorEvent) -> None:
+        print(event["type"], event.get("epoch"))
+
+    coord.on_event(on_event)
+    events: s3db.CoordinatorEvents = coord.events()
+    await coord.start()
+    async for ev in events:
+        kind: str = ev["type"]
+        break
+    leader: Optional[s3db.LeaderInfo] = coord.get_leader()
+    workers: List[s3db.WorkerInfo] = await coord.active_workers()
+    metrics: s3db.CoordinatorMetrics = coord.metrics()
+    token: Optional[int] = coord.fencing_token
+    is_leader: bool = coord.is_leader
+    await coord.stop()
+    healed: List[str] = db.healing_log()
+
+    files = await db.create_resource("files", {"name": "string"}, id_generator=lambda: "f-1")
+    await files.insert_with_content({"name": "a"}, b"bytes", "text/plain")
+    content, content_type = await files.content("f-1")
+    await files.set_content("f-1", None)
+    data: bytes = content
+    orders = await db.create_resource("orders", {"n": "number"}, id_generator="incremental")
+    id_seq: Optional[s3db.Sequence] = orders.id_sequence()
+    del locked, lost, ttl, version, fenced, names, v, entry, cas, keys, kind, leader, workers
+    del metrics, token, is_leader, healed, data, content_type, id_seq
+    return hits
 
 
 async def use_data_model(db: s3db.Database) -> int:
@@ -125,8 +188,18 @@ def use_sync(url: str) -> int:
     del items, many, page, found, counts
     with db.lock("job") as lock:
         token: int = lock.fencing_token
-    seq: s3db.SyncSequence = db.sequence("s")
-    return users.count() + seq.next() + token + by_name + removed
+    seq: s3db.SyncSequence = db.sequence("s", batch_size=10)
+    seq.delete()
+    state: s3db.SyncState = db.state("ns")
+    entry: s3db.StateEntry = state.update("k", lambda old: (old or 0) + 1)
+    coord: s3db.SyncCoordinator = db.coordinator("ns", heartbeat_interval=0.5)
+    events: s3db.SyncCoordinatorEvents = coord.events()
+    coord.start()
+    ev: Optional[s3db.CoordinatorEvent] = events.wait(timeout=1.0)
+    coord.stop()
+    blob: bytes = users.content(rec["id"])[0] if users.exists(rec["id"]) else b""
+    del entry, ev, blob
+    return users.count() + seq.next() + token + by_name + removed + state.counter("c")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ Async API (asyncio)::
         ...                                                # lock.fencing_token
     seq = db.sequence("orders")
     n = await seq.next()
+    state = db.state("app")                                # versions, CAS, counters, ttl
+    await state.increment("visits")
+    coordinator = db.coordinator("workers", heartbeat_interval=5.0)
+    await coordinator.start()                              # events: coordinator.events()
 
 Blocking twin (same method names, values returned directly; the GIL is released)::
 
@@ -47,21 +51,35 @@ from ._errors import (
 from ._types import (
     BatchError,
     BatchItem,
+    CasResult,
+    CoordinatorEvent,
+    CoordinatorMetrics,
+    Fenced,
     GetManyResult,
+    LeaderInfo,
+    LockInfo,
     Page,
     ReindexResult,
+    StateEntry,
     ValidationIssue,
+    WorkerInfo,
 )
 from ._s3db import (
+    Coordinator,
+    CoordinatorEvents,
     Database,
     Lock,
     LockContext,
     Resource,
     Sequence,
+    State,
+    SyncCoordinator,
+    SyncCoordinatorEvents,
     SyncDatabase,
     SyncLock,
     SyncResource,
     SyncSequence,
+    SyncState,
     __version__,
     connect,
     connect_sync,
@@ -76,10 +94,16 @@ __all__ = [
     "Lock",
     "LockContext",
     "Sequence",
+    "State",
+    "Coordinator",
+    "CoordinatorEvents",
     "SyncDatabase",
     "SyncResource",
     "SyncLock",
     "SyncSequence",
+    "SyncState",
+    "SyncCoordinator",
+    "SyncCoordinatorEvents",
     "S3dbError",
     "NotFoundError",
     "AlreadyExistsError",
@@ -93,8 +117,16 @@ __all__ = [
     "StorageError",
     "BatchError",
     "BatchItem",
+    "CasResult",
+    "CoordinatorEvent",
+    "CoordinatorMetrics",
+    "Fenced",
     "GetManyResult",
+    "LeaderInfo",
+    "LockInfo",
     "Page",
     "ReindexResult",
+    "StateEntry",
     "ValidationIssue",
+    "WorkerInfo",
 ]

@@ -6,14 +6,33 @@ Every method of the async classes returns an ``asyncio.Future`` that is started 
 
 import asyncio
 import builtins
-from collections.abc import Generator, Mapping, Sequence as _Seq
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence as _Seq
 from types import TracebackType
 from typing import Any, Optional, Union, final
 
-from ._types import BatchItem, GetManyResult, Page, ReindexResult
+from ._types import (
+    BatchItem,
+    CasResult,
+    CoordinatorEvent,
+    CoordinatorMetrics,
+    Fenced,
+    GetManyResult,
+    LeaderInfo,
+    LockInfo,
+    Page,
+    ReindexResult,
+    StateEntry,
+    WorkerInfo,
+)
 
 _Record = dict[str, Any]
 _Partitions = Union[Mapping[str, Mapping[str, Any]], list[str], tuple[str, ...]]
+#: s3db.js forms (``"incremental"``, ``"incremental:1000"``, ``"incremental:ORD-0001"``,
+#: ``"incremental:fast"``, ``{"type": "incremental", ...}``, an id size) or a callable
+#: returning the id of a record that has none.
+_IdGenerator = Union[str, int, Mapping[str, Any], Callable[[], Union[str, int]]]
+_OnLost = Callable[[str], object]
+_Content = Union[bytes, bytearray, memoryview]
 
 __all__ = [
     "__version__",
@@ -24,10 +43,16 @@ __all__ = [
     "Lock",
     "LockContext",
     "Sequence",
+    "State",
+    "Coordinator",
+    "CoordinatorEvents",
     "SyncDatabase",
     "SyncResource",
     "SyncLock",
     "SyncSequence",
+    "SyncState",
+    "SyncCoordinator",
+    "SyncCoordinatorEvents",
 ]
 
 __version__: str
@@ -54,6 +79,7 @@ class Database:
         partitions: Optional[_Partitions] = None,
         paranoid: Optional[bool] = None,
         id_size: Optional[int] = None,
+        id_generator: Optional[_IdGenerator] = None,
         passphrase: Optional[str] = None,
     ) -> asyncio.Future[Resource]:
         """Defines (or redefines) a resource with s3db.js's ``createResource`` options.
@@ -63,17 +89,66 @@ class Database:
         strings are trimmed unless ``|trim:false``. ``behavior`` is one of
         ``user-managed`` (default), ``enforce-limits``, ``truncate-data``, ``body-overflow``,
         ``body-only``; ``partitions`` is ``{name: {"fields": {path: rule}}}`` or a list of
-        field names; ``paranoid`` (default True) refuses ``delete_all``; ``passphrase``
+        field names; ``paranoid`` (default True) refuses ``delete_all``; ``id_generator`` is
+        an s3db.js form (``"incremental:ORD-0001"``, ``{"type": "incremental", ...}``, an id
+        size) or a callable returning the id of a record inserted without one (applied by
+        the binding; ``db.resource(name)`` on the same handle keeps it); ``passphrase``
         overrides the connection's for this resource's secret fields."""
     def resource(self, name: str) -> asyncio.Future[Resource]: ...
     def list_resources(self) -> asyncio.Future[list[str]]: ...
     def stats(self) -> dict[str, int]:
         """Requests sent so far, by kind: get, head, put, copy, delete, list."""
     def reset_stats(self) -> None: ...
-    def lock(self, name: str, ttl: float = 30.0, timeout: float = 0.0) -> LockContext:
+    def lock(
+        self,
+        name: str,
+        ttl: float = 30.0,
+        timeout: float = 0.0,
+        auto_renew: bool = False,
+        on_lost: Optional[_OnLost] = None,
+    ) -> LockContext:
         """``await db.lock(...)`` returns a held ``Lock``; ``async with db.lock(...) as lock:``
-        releases it on exit. ``ttl`` and ``timeout`` are seconds; ``timeout=0`` tries once."""
-    def sequence(self, name: str, start: int = 1, increment: int = 1) -> Sequence: ...
+        releases it on exit. ``ttl`` and ``timeout`` are seconds; ``timeout=0`` tries once.
+        ``auto_renew=True`` renews the lock every ttl/3 until release; ``on_lost(message)``
+        (only with ``auto_renew``) runs once, from a runtime thread, when renewal fails for
+        good."""
+    def is_locked(self, name: str) -> asyncio.Future[bool]:
+        """Whether someone holds the lock now (one GET)."""
+    def lock_info(self, name: str) -> asyncio.Future[Optional[LockInfo]]:
+        """The current holder, or None when the lock is free."""
+    def fenced_put(self, name: str, value: Any, token: int) -> asyncio.Future[str]:
+        """Writes ``value`` to the fenced object ``name`` unless a higher token already wrote
+        it (``LockLostError``); returns the new version."""
+    def fenced_get(self, name: str) -> asyncio.Future[Optional[Fenced]]: ...
+    def sequence(
+        self, name: str, start: int = 1, increment: int = 1, batch_size: int = 1
+    ) -> Sequence:
+        """``batch_size`` above 1 reserves that many values per request (values handed out
+        locally; unused ones become gaps)."""
+    def list_sequences(self) -> asyncio.Future[list[str]]: ...
+    def state(self, namespace: str) -> State:
+        """Distributed state of ``namespace``: versions, compare-and-swap, counters, ttl."""
+    def coordinator(
+        self,
+        namespace: str,
+        heartbeat_interval: float = 5.0,
+        lease_timeout: Optional[float] = None,
+        worker_timeout: Optional[float] = None,
+        startup_jitter: Optional[float] = None,
+        *,
+        step_down_margin: Optional[float] = None,
+        circuit_breaker_threshold: Optional[int] = None,
+        circuit_breaker_cooldown: Optional[float] = None,
+        strategy: Optional[str] = None,
+        pod: Optional[str] = None,
+    ) -> Coordinator:
+        """A worker in the leader election of ``namespace`` (``await start()`` it). Times are
+        seconds; ``heartbeat_interval`` alone scales the others (lease 3x, worker timeout
+        4x, startup jitter and step-down margin 1/5, circuit cool-down 2x). ``strategy`` is
+        ``"timestamp"`` (oldest start wins; default) or ``"alphabetical"``."""
+    def healing_log(self) -> list[str]:
+        """What healing repaired in ``s3db.json`` when this handle connected (empty when
+        the catalog was intact)."""
 
 @final
 class Resource:
@@ -84,6 +159,19 @@ class Resource:
     def insert(self, record: Mapping[str, Any]) -> asyncio.Future[dict[str, Any]]:
         """Create-only: ``AlreadyExistsError`` if the id is taken. The id is generated
         when ``record`` has none."""
+    def insert_with_content(
+        self, data: Mapping[str, Any], content: _Content, content_type: Optional[str] = None
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Inserts a record whose object body is binary ``content`` (default type
+        ``application/octet-stream``)."""
+    def set_content(
+        self, id: str, content: Optional[_Content], content_type: Optional[str] = None
+    ) -> asyncio.Future[None]:
+        """Sets (bytes) or removes (None) the record's binary content."""
+    def content(self, id: str) -> asyncio.Future[tuple[bytes, str]]:
+        """``(content, content_type)``; ``NotFoundError`` when the record has none."""
+    def id_sequence(self) -> Optional[Sequence]:
+        """The sequence behind an incremental ``id_generator``; None otherwise."""
     def get(self, id: str) -> asyncio.Future[dict[str, Any]]: ...
     def get_or_none(self, id: str) -> asyncio.Future[Optional[dict[str, Any]]]: ...
     def exists(self, id: str) -> asyncio.Future[bool]: ...
@@ -159,6 +247,22 @@ class Lock:
         """Pushes the expiry to now + ``ttl`` seconds; ``LockLostError`` if taken over."""
     def release(self) -> asyncio.Future[None]:
         """Releases the lock; releasing twice is a no-op."""
+    @property
+    def ttl(self) -> float:
+        """The ttl the lock was acquired with, in seconds."""
+    @property
+    def is_lost(self) -> bool:
+        """True once this handle learnt that it no longer holds the lock (a failed extend,
+        release or renewal). False is no proof of holding it: use the fencing token."""
+    def expires_at(self) -> asyncio.Future[int]:
+        """Milliseconds since the epoch."""
+    def auto_renew(self, on_lost: Optional[_OnLost] = None) -> None:
+        """Renews the lock every ttl/3 until release; ``on_lost(message)`` runs once, from a
+        runtime thread, when renewal fails for good."""
+    def stop_renewing(self) -> None: ...
+    def guarded_put(self, name: str, value: Any) -> asyncio.Future[str]:
+        """Writes ``value`` to the fenced object ``name`` under this lock's fencing token;
+        ``LockLostError`` if the handle is lost or released or a higher token wrote it."""
     def __aenter__(self) -> asyncio.Future[Lock]: ...
     def __aexit__(
         self,
@@ -178,6 +282,78 @@ class Sequence:
         """The value the next ``next()`` returns; None before the first call."""
     def reset(self, value: int) -> asyncio.Future[None]:
         """Makes ``value`` the next value handed out."""
+    def delete(self) -> asyncio.Future[None]:
+        """Deletes the stored counter; the next ``next()`` starts again at ``start``."""
+
+@final
+class State:
+    """Distributed state of one namespace (asyncio API): small JSON values with versions,
+    compare-and-swap, counters and optional expiry."""
+
+    @property
+    def namespace(self) -> str: ...
+    def get(self, key: str) -> asyncio.Future[Optional[StateEntry]]:
+        """The live entry, or None when absent or expired."""
+    def set(self, key: str, value: Any, ttl: Optional[float] = None) -> asyncio.Future[str]:
+        """Stores ``value`` (last writer wins), expiring after ``ttl`` seconds if given;
+        returns the new version."""
+    def update(self, key: str, fn: Callable[[Any], Any]) -> asyncio.Future[StateEntry]:
+        """Read-modify-write by compare-and-swap: ``fn(old)`` (None when absent) returns the
+        new value; it runs again, on a runtime thread, when another writer got there first.
+        An exception from ``fn`` aborts the update and is raised. The expiry is kept."""
+    def compare_and_swap(
+        self, key: str, expected_version: Optional[str], value: Any
+    ) -> asyncio.Future[CasResult]:
+        """Writes ``value`` only if the entry is still at ``expected_version`` (None: only
+        if absent); otherwise ``swapped`` is False with the current value and version."""
+    def delete(self, key: str) -> asyncio.Future[None]: ...
+    def increment(self, key: str, by: int = 1) -> asyncio.Future[int]:
+        """Adds ``by`` to the counter (absent: 0); returns the new value."""
+    def decrement(self, key: str, by: int = 1) -> asyncio.Future[int]: ...
+    def counter(self, key: str) -> asyncio.Future[int]:
+        """The counter's value (0 when absent or expired)."""
+    def reset(self, key: str) -> asyncio.Future[None]:
+        """Sets the counter back to 0 (deletes it)."""
+    def keys(self) -> asyncio.Future[builtins.list[str]]:
+        """Keys of the namespace (expired ones included)."""
+
+@final
+class Coordinator:
+    """A worker in the leader election of one namespace (asyncio API)."""
+
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    def start(self) -> asyncio.Future[None]:
+        """Joins the election; the first round runs before the future resolves. Starting a
+        running coordinator does nothing."""
+    def stop(self) -> asyncio.Future[None]:
+        """Leaves the election, releasing the lease if leading."""
+    def is_running(self) -> asyncio.Future[bool]: ...
+    @property
+    def is_leader(self) -> bool:
+        """True only while this worker holds a lease it renewed recently enough."""
+    @property
+    def fencing_token(self) -> Optional[int]:
+        """The epoch of this worker's lease while it leads; else None."""
+    def get_leader(self) -> Optional[LeaderInfo]:
+        """This worker while it leads, else the leader of the valid lease last seen."""
+    def active_workers(self) -> asyncio.Future[builtins.list[WorkerInfo]]: ...
+    def metrics(self) -> CoordinatorMetrics: ...
+    def events(self) -> CoordinatorEvents:
+        """Events from now on (``async for ev in coordinator.events():``). Subscribe before
+        ``start()`` to see the first election."""
+    def on_event(self, callback: Callable[[CoordinatorEvent], object]) -> None:
+        """Calls ``callback(event)`` for every event from now on, in order, from a runtime
+        thread (with the GIL); use ``loop.call_soon_threadsafe`` to reach asyncio."""
+
+@final
+class CoordinatorEvents:
+    """An async iterator over a coordinator's events."""
+
+    def __aiter__(self) -> CoordinatorEvents: ...
+    def __anext__(self) -> asyncio.Future[CoordinatorEvent]: ...
 
 @final
 class SyncDatabase:
@@ -193,6 +369,7 @@ class SyncDatabase:
         partitions: Optional[_Partitions] = None,
         paranoid: Optional[bool] = None,
         id_size: Optional[int] = None,
+        id_generator: Optional[_IdGenerator] = None,
         passphrase: Optional[str] = None,
     ) -> SyncResource: ...
     def resource(self, name: str) -> SyncResource: ...
@@ -200,9 +377,39 @@ class SyncDatabase:
     def stats(self) -> dict[str, int]:
         """Requests sent so far, by kind: get, head, put, copy, delete, list."""
     def reset_stats(self) -> None: ...
-    def lock(self, name: str, ttl: float = 30.0, timeout: float = 0.0) -> SyncLock:
+    def lock(
+        self,
+        name: str,
+        ttl: float = 30.0,
+        timeout: float = 0.0,
+        auto_renew: bool = False,
+        on_lost: Optional[_OnLost] = None,
+    ) -> SyncLock:
         """Acquires the lock; ``with db.lock(...) as lock:`` releases it on exit."""
-    def sequence(self, name: str, start: int = 1, increment: int = 1) -> SyncSequence: ...
+    def is_locked(self, name: str) -> bool: ...
+    def lock_info(self, name: str) -> Optional[LockInfo]: ...
+    def fenced_put(self, name: str, value: Any, token: int) -> str: ...
+    def fenced_get(self, name: str) -> Optional[Fenced]: ...
+    def sequence(
+        self, name: str, start: int = 1, increment: int = 1, batch_size: int = 1
+    ) -> SyncSequence: ...
+    def list_sequences(self) -> list[str]: ...
+    def state(self, namespace: str) -> SyncState: ...
+    def coordinator(
+        self,
+        namespace: str,
+        heartbeat_interval: float = 5.0,
+        lease_timeout: Optional[float] = None,
+        worker_timeout: Optional[float] = None,
+        startup_jitter: Optional[float] = None,
+        *,
+        step_down_margin: Optional[float] = None,
+        circuit_breaker_threshold: Optional[int] = None,
+        circuit_breaker_cooldown: Optional[float] = None,
+        strategy: Optional[str] = None,
+        pod: Optional[str] = None,
+    ) -> SyncCoordinator: ...
+    def healing_log(self) -> list[str]: ...
 
 @final
 class SyncResource:
@@ -211,6 +418,14 @@ class SyncResource:
     @property
     def name(self) -> str: ...
     def insert(self, record: Mapping[str, Any]) -> dict[str, Any]: ...
+    def insert_with_content(
+        self, data: Mapping[str, Any], content: _Content, content_type: Optional[str] = None
+    ) -> dict[str, Any]: ...
+    def set_content(
+        self, id: str, content: Optional[_Content], content_type: Optional[str] = None
+    ) -> None: ...
+    def content(self, id: str) -> tuple[bytes, str]: ...
+    def id_sequence(self) -> Optional[SyncSequence]: ...
     def get(self, id: str) -> dict[str, Any]: ...
     def get_or_none(self, id: str) -> Optional[dict[str, Any]]: ...
     def exists(self, id: str) -> bool: ...
@@ -250,6 +465,14 @@ class SyncLock:
     def holder_id(self) -> str: ...
     def extend(self, ttl: float) -> None: ...
     def release(self) -> None: ...
+    @property
+    def ttl(self) -> float: ...
+    @property
+    def is_lost(self) -> bool: ...
+    def expires_at(self) -> int: ...
+    def auto_renew(self, on_lost: Optional[_OnLost] = None) -> None: ...
+    def stop_renewing(self) -> None: ...
+    def guarded_put(self, name: str, value: Any) -> str: ...
     def __enter__(self) -> SyncLock: ...
     def __exit__(
         self,
@@ -267,3 +490,56 @@ class SyncSequence:
     def next(self) -> int: ...
     def current(self) -> Optional[int]: ...
     def reset(self, value: int) -> None: ...
+    def delete(self) -> None: ...
+
+@final
+class SyncState:
+    """Distributed state of one namespace (blocking API)."""
+
+    @property
+    def namespace(self) -> str: ...
+    def get(self, key: str) -> Optional[StateEntry]: ...
+    def set(self, key: str, value: Any, ttl: Optional[float] = None) -> str: ...
+    def update(self, key: str, fn: Callable[[Any], Any]) -> StateEntry: ...
+    def compare_and_swap(
+        self, key: str, expected_version: Optional[str], value: Any
+    ) -> CasResult: ...
+    def delete(self, key: str) -> None: ...
+    def increment(self, key: str, by: int = 1) -> int: ...
+    def decrement(self, key: str, by: int = 1) -> int: ...
+    def counter(self, key: str) -> int: ...
+    def reset(self, key: str) -> None: ...
+    def keys(self) -> builtins.list[str]: ...
+
+@final
+class SyncCoordinator:
+    """A worker in the leader election of one namespace (blocking API)."""
+
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def is_running(self) -> bool: ...
+    @property
+    def is_leader(self) -> bool: ...
+    @property
+    def fencing_token(self) -> Optional[int]: ...
+    def get_leader(self) -> Optional[LeaderInfo]: ...
+    def active_workers(self) -> builtins.list[WorkerInfo]: ...
+    def metrics(self) -> CoordinatorMetrics: ...
+    def events(self) -> SyncCoordinatorEvents:
+        """Events from now on, as a blocking iterator; subscribe before ``start()``."""
+    def on_event(self, callback: Callable[[CoordinatorEvent], object]) -> None:
+        """Calls ``callback(event)`` for every event from now on, in order, from a runtime
+        thread (with the GIL)."""
+
+@final
+class SyncCoordinatorEvents:
+    """A blocking iterator over a coordinator's events."""
+
+    def __iter__(self) -> SyncCoordinatorEvents: ...
+    def __next__(self) -> CoordinatorEvent: ...
+    def wait(self, timeout: Optional[float] = None) -> Optional[CoordinatorEvent]:
+        """The next event, or None when none comes within ``timeout`` seconds."""
