@@ -1,0 +1,1 @@
+module.exports = {}; module.exports.default = module.exports;
