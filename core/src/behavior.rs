@@ -7,6 +7,8 @@ use crate::schema::{js_key_order, Schema};
 
 const OVERFLOW_FLAG_COST: usize = 13;
 const TRUNCATED_FLAG_COST: usize = 14;
+/// Plugin keys → attribute names, for readers of a body (stored `_pluginmap`).
+pub const PLUGIN_MAP: &str = "_pluginMap";
 /// What S3 accepts for user metadata (keys and values as sent).
 pub const S3_METADATA_MAX: usize = 2048;
 
@@ -173,6 +175,10 @@ pub fn layout(input: Input<'_>) -> Result<Layout> {
         "body-overflow" => {
             let mut meta = only_v();
             let mut current = value_size(&version);
+            if let Some(map) = input.schema.plugin_map_json() {
+                current += PLUGIN_MAP.len() + map.len();
+                meta.insert(PLUGIN_MAP.into(), json!(map));
+            }
             let mut reserved = effective;
             let mut overflowing = false;
             let mut body = Map::new();
@@ -209,6 +215,9 @@ pub fn layout(input: Input<'_>) -> Result<Layout> {
         "body-only" => {
             let mut meta = only_v();
             meta.insert("_map".into(), json!(input.schema.map_json()));
+            if let Some(map) = input.schema.plugin_map_json() {
+                meta.insert(PLUGIN_MAP.into(), json!(map));
+            }
             Layout {
                 metadata: meta,
                 body: json_body(mapped),
@@ -218,8 +227,12 @@ pub fn layout(input: Input<'_>) -> Result<Layout> {
             // user-managed
             let eff = effective.saturating_sub(id_overhead);
             if total_size(&mapped) > eff {
+                let mut meta = only_v();
+                if let Some(map) = input.schema.plugin_map_json() {
+                    meta.insert(PLUGIN_MAP.into(), json!(map));
+                }
                 Layout {
-                    metadata: only_v(),
+                    metadata: meta,
                     body: json_body(mapped),
                 }
             } else if is_update {

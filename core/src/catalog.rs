@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::Schema;
@@ -468,13 +468,32 @@ pub fn resource_def(catalog: &Value, name: &str, passphrase: &str) -> Result<Opt
             }
         }
     }
+    let current_attrs = cur
+        .get("attributes")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let current_plugins = plugin_attributes(res, &current_attrs);
     let mut schemas = std::collections::HashMap::new();
     for (v, def) in versions {
         let Some(attrs) = def.get("attributes").and_then(Value::as_object) else {
             continue;
         };
-        let mapping = mapping.clone().unwrap_or_else(|| positional_mapping(attrs));
-        match Schema::new(v.clone(), attrs, &mapping, passphrase) {
+        // Plugins register their attributes at start-up: records written under an older
+        // version may carry the current plugin keys.
+        let mut attrs = attrs.clone();
+        for (attr, _) in &current_plugins {
+            if !attrs.contains_key(attr) {
+                if let Some(d) = current_attrs.get(attr) {
+                    attrs.insert(attr.clone(), d.clone());
+                }
+            }
+        }
+        let plugins = plugin_attributes(res, &attrs);
+        let mapping = mapping
+            .clone()
+            .unwrap_or_else(|| positional_mapping(&without(&attrs, &plugins)));
+        match Schema::new(v.clone(), &attrs, &mapping, &plugins, passphrase) {
             Ok(s) => {
                 schemas.insert(v.clone(), s);
             }
@@ -514,6 +533,325 @@ pub fn resource_def(catalog: &Value, name: &str, passphrase: &str) -> Result<Opt
     }))
 }
 
+fn without(attrs: &Map<String, Value>, plugins: &[(String, String)]) -> Map<String, Value> {
+    attrs
+        .iter()
+        .filter(|(a, _)| !plugins.iter().any(|(p, _)| p == *a))
+        .map(|(a, d)| (a.clone(), d.clone()))
+        .collect()
+}
+
+fn plugin_registry(res: &Value) -> impl Iterator<Item = (&str, &Map<String, Value>)> {
+    res.get("pluginSchemaRegistry")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(plugin, reg)| Some((plugin.as_str(), reg.as_object()?)))
+}
+
+/// The plugin owning `attr`, and its key: from `pluginSchemaRegistry` (mapping, then burned).
+fn registered_plugin_key(res: &Value, attr: &str) -> Option<(String, String)> {
+    for (plugin, reg) in plugin_registry(res) {
+        if let Some(key) = reg
+            .get("mapping")
+            .and_then(|m| m.get(attr))
+            .and_then(Value::as_str)
+        {
+            return Some((plugin.to_string(), key.to_string()));
+        }
+    }
+    for (plugin, reg) in plugin_registry(res) {
+        for b in reg
+            .get("burned")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if b.get("attribute").and_then(Value::as_str) == Some(attr) {
+                if let Some(key) = b.get("key").and_then(Value::as_str) {
+                    return Some((plugin.to_string(), key.to_string()));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn marker_plugin(def: &Value) -> Option<&str> {
+    def.get("__plugin__").and_then(Value::as_str)
+}
+
+/// `p` + 3 base62 digits of the attribute's hash, with a counter on collision (§6.3).
+fn unique_plugin_key(plugin: &str, attr: &str, taken: &[(String, String)]) -> String {
+    let base = crate::schema::plugin_key(plugin, attr);
+    let mut key = base.clone();
+    let mut n = 1;
+    while taken.iter().any(|(_, k)| *k == key) {
+        key = format!("{base}{n}");
+        n += 1;
+    }
+    key
+}
+
+/// Plugin-owned attributes among `attrs`, in definition order, with their keys: those in
+/// `pluginSchemaRegistry`, and object definitions marked `__plugin__` (s3db.js 21.6 keeps
+/// no registry entry for them).
+pub fn plugin_attributes(res: &Value, attrs: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (attr, def) in attrs {
+        if let Some((_, key)) = registered_plugin_key(res, attr) {
+            out.push((attr.clone(), key));
+        } else if let Some(plugin) = marker_plugin(def) {
+            let key = unique_plugin_key(plugin, attr, &out);
+            out.push((attr.clone(), key));
+        }
+    }
+    out
+}
+
+fn definition_hash_of(version: &Map<String, Value>, attrs: &Map<String, Value>) -> String {
+    let mut hashed = attrs.clone();
+    if version.get("timestamps") == Some(&json!(true)) {
+        hashed.shift_remove("createdAt");
+        hashed.shift_remove("updatedAt");
+    }
+    let behavior = version
+        .get("behavior")
+        .and_then(Value::as_str)
+        .unwrap_or("user-managed");
+    let partitions = version.get("partitions").cloned().unwrap_or(json!({}));
+    definition_hash(&Value::Object(hashed), behavior, &partitions)
+}
+
+fn strip_markers(def: &Value) -> Value {
+    match def {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(k, _)| !k.starts_with("__plugin"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn resource_entry_mut<'a>(
+    catalog: &'a mut Value,
+    name: &str,
+) -> Result<&'a mut Map<String, Value>> {
+    catalog
+        .get_mut("resources")
+        .and_then(|r| r.get_mut(name))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| Error::not_found(format!("resource {name}")))
+}
+
+/// Adds a new version whose attributes are `attrs` (other settings as the current one).
+fn push_version(res: &mut Map<String, Value>, attrs: Map<String, Value>, now: &str) -> Result<()> {
+    let current = res
+        .get("currentVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("v1")
+        .to_string();
+    let versions = res
+        .get_mut("versions")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| Error::corrupt("s3db.json: a resource has no versions"))?;
+    let mut version = versions
+        .get(&current)
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| {
+            Error::corrupt(format!("s3db.json: current version {current} is missing"))
+        })?;
+    version.insert("hash".into(), json!(definition_hash_of(&version, &attrs)));
+    version.insert("attributes".into(), Value::Object(attrs));
+    version.insert("createdAt".into(), json!(now));
+    let max = versions
+        .keys()
+        .filter_map(|k| k.strip_prefix('v')?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    let next = format!("v{}", max + 1);
+    versions.insert(next.clone(), Value::Object(version));
+    res.insert("currentVersion".into(), json!(next));
+    Ok(())
+}
+
+fn current_attributes(res: &Map<String, Value>) -> Result<Map<String, Value>> {
+    let current = res
+        .get("currentVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("v1");
+    res.get("versions")
+        .and_then(|v| v.get(current))
+        .and_then(|v| v.get("attributes"))
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| {
+            Error::corrupt(format!(
+                "s3db.json: current version {current} has no attributes"
+            ))
+        })
+}
+
+/// s3db.js `addPluginAttribute(name, definition, pluginName)`: a new catalog version with the
+/// attribute (object definitions marked `__plugin__`/`__pluginCreated__`), its `p…` key kept in
+/// `pluginSchemaRegistry`. Calling it again with the same definition changes nothing (plugins
+/// call it at every start). Returns `false` when nothing changed.
+pub fn add_plugin_attribute(
+    catalog: &mut Value,
+    resource: &str,
+    name: &str,
+    definition: &Value,
+    plugin: &str,
+    now: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    validate_plugin_names(name, plugin)?;
+    crate::schema::check_attributes(&Map::from_iter([(name.to_string(), definition.clone())]))?;
+    if definition.is_object() && definition.get("type").and_then(Value::as_str).is_none() {
+        return Err(Error::validation(format!(
+            "plugin attribute {name:?}: an object definition needs a \"type\""
+        )));
+    }
+    let res = resource_entry_mut(catalog, resource)?;
+    let mut attrs = current_attributes(res)?;
+    let res_value = Value::Object(res.clone());
+    let plugins = plugin_attributes(&res_value, &attrs);
+    let owner = registered_plugin_key(&res_value, name)
+        .map(|(p, _)| p)
+        .or_else(|| attrs.get(name).and_then(marker_plugin).map(str::to_string));
+    let user_owned = res_value
+        .pointer("/schemaRegistry/mapping")
+        .and_then(|m| m.get(name))
+        .is_some();
+    if user_owned && owner.is_none() {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("attribute {name:?} of {resource} is the resource's own, not a plugin's"),
+        ));
+    }
+    if let Some(other) = owner.as_deref().filter(|o| *o != plugin) {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("attribute {name:?} of {resource} belongs to plugin {other:?}"),
+        ));
+    }
+    let same_definition = attrs
+        .get(name)
+        .is_some_and(|d| strip_markers(d) == strip_markers(definition));
+    let registered = registered_plugin_key(&res_value, name).is_some()
+        && plugin_registry(&res_value)
+            .any(|(p, r)| p == plugin && r.get("mapping").and_then(|m| m.get(name)).is_some());
+    if same_definition && registered {
+        return Ok(false);
+    }
+    let key = plugins
+        .iter()
+        .find(|(a, _)| a == name)
+        .map(|(_, k)| k.clone())
+        .unwrap_or_else(|| unique_plugin_key(plugin, name, &plugins));
+    if !same_definition {
+        let stored = match definition {
+            Value::Object(o) => {
+                let mut o = o.clone();
+                o.insert("__plugin__".into(), json!(plugin));
+                o.insert("__pluginCreated__".into(), json!(now_ms));
+                Value::Object(o)
+            }
+            other => other.clone(),
+        };
+        attrs.insert(name.to_string(), stored);
+        push_version(res, attrs, now)?;
+    }
+    let registry = res
+        .entry("pluginSchemaRegistry")
+        .or_insert_with(|| json!({}));
+    if !registry.is_object() {
+        *registry = json!({});
+    }
+    let entry = registry
+        .as_object_mut()
+        .expect("object")
+        .entry(plugin.to_string())
+        .or_insert_with(|| json!({"mapping": {}, "burned": []}));
+    if !entry.get("mapping").is_some_and(Value::is_object) {
+        entry["mapping"] = json!({});
+    }
+    entry["mapping"][name] = json!(key);
+    if let Some(burned) = entry.get_mut("burned").and_then(Value::as_array_mut) {
+        burned.retain(|b| b.get("attribute").and_then(Value::as_str) != Some(name));
+    } else {
+        entry["burned"] = json!([]);
+    }
+    Ok(true)
+}
+
+/// s3db.js `removePluginAttribute(name, pluginName)`: a new version without the attribute;
+/// its key is burned (records that carry it still decode). `false` if it was not there.
+pub fn remove_plugin_attribute(
+    catalog: &mut Value,
+    resource: &str,
+    name: &str,
+    plugin: &str,
+    now: &str,
+) -> Result<bool> {
+    validate_plugin_names(name, plugin)?;
+    let res = resource_entry_mut(catalog, resource)?;
+    let mut attrs = current_attributes(res)?;
+    let res_value = Value::Object(res.clone());
+    let Some((_, key)) = plugin_attributes(&res_value, &attrs)
+        .into_iter()
+        .find(|(a, _)| a == name)
+    else {
+        return Ok(false);
+    };
+    let owner = registered_plugin_key(&res_value, name)
+        .map(|(p, _)| p)
+        .or_else(|| attrs.get(name).and_then(marker_plugin).map(str::to_string));
+    if owner.as_deref() != Some(plugin) {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("attribute {name:?} of {resource} does not belong to plugin {plugin:?}"),
+        ));
+    }
+    attrs.shift_remove(name);
+    push_version(res, attrs, now)?;
+    let registry = res
+        .entry("pluginSchemaRegistry")
+        .or_insert_with(|| json!({}));
+    let entry = registry
+        .as_object_mut()
+        .ok_or_else(|| Error::corrupt("s3db.json: pluginSchemaRegistry is not an object"))?
+        .entry(plugin.to_string())
+        .or_insert_with(|| json!({"mapping": {}, "burned": []}));
+    if let Some(m) = entry.get_mut("mapping").and_then(Value::as_object_mut) {
+        m.shift_remove(name);
+    }
+    let burned = json!({"key": key, "attribute": name, "burnedAt": now, "reason": "removed"});
+    match entry.get_mut("burned").and_then(Value::as_array_mut) {
+        Some(b) => b.push(burned),
+        None => entry["burned"] = json!([burned]),
+    }
+    Ok(true)
+}
+
+fn validate_plugin_names(name: &str, plugin: &str) -> Result<()> {
+    crate::ids::validate_name("plugin name", plugin)?;
+    if name.is_empty()
+        || name.starts_with('_')
+        || name.starts_with('$')
+        || name.contains('.')
+        || name == "id"
+    {
+        return Err(Error::validation(format!(
+            "plugin attribute name {name:?} is reserved or empty"
+        )));
+    }
+    Ok(())
+}
+
 fn positional_mapping(attributes: &Map<String, Value>) -> Map<String, Value> {
     crate::schema::mapping_order(attributes)
         .into_iter()
@@ -530,7 +868,24 @@ pub fn define_resource(
     now: &str,
 ) -> Result<bool> {
     config.check()?;
-    let attributes = config.stored_attributes();
+    let mut attributes = config.stored_attributes();
+    // Attributes plugins added stay when the resource is redefined.
+    let existing = catalog.pointer(&format!(
+        "/resources/{}",
+        name.replace('~', "~0").replace('/', "~1")
+    ));
+    let mut plugins = Vec::new();
+    if let Some(res) = existing.and_then(Value::as_object) {
+        if let Ok(current) = current_attributes(res) {
+            let res_value = Value::Object(res.clone());
+            plugins = plugin_attributes(&res_value, &current);
+            for (attr, _) in &plugins {
+                if !attributes.contains_key(attr) {
+                    attributes.insert(attr.clone(), current[attr].clone());
+                }
+            }
+        }
+    }
     let partitions = Value::Object(config.normalized_partitions()?);
     let behavior = config.behavior.as_str();
     let mut hashed = attributes.clone();
@@ -636,7 +991,11 @@ pub fn define_resource(
     }
     res.insert("currentVersion".into(), json!(next_version));
     res.insert("partitions".into(), partitions);
-    update_registry(res, &crate::schema::mapping_order(&attributes), now);
+    update_registry(
+        res,
+        &crate::schema::mapping_order(&without(&attributes, &plugins)),
+        now,
+    );
     res.entry("pluginSchemaRegistry")
         .or_insert_with(|| json!({}));
     Ok(true)

@@ -34,6 +34,54 @@ pub(crate) struct DbInner {
     pub healing_log: std::sync::Mutex<Vec<String>>,
 }
 
+impl DbInner {
+    /// Applies `change` to the catalog and writes it by compare-and-swap; on a lost race the
+    /// catalog is re-read and `change` applied again. `change` returns `false` when there is
+    /// nothing to write. Returns the catalog as written (or as read, if unchanged).
+    pub(crate) async fn change_catalog<F>(&self, mut change: F) -> Result<Value>
+    where
+        F: FnMut(&mut Value, &str) -> Result<bool>,
+    {
+        let mut cached = self.catalog.lock().await;
+        loop {
+            let mut next = cached.catalog.clone();
+            let now = catalog::iso_now();
+            if !change(&mut next, &now)? {
+                return Ok(cached.catalog.clone());
+            }
+            next["lastUpdated"] = Value::String(now);
+            let req = PutRequest {
+                body: Bytes::from(catalog::serialize(&next)),
+                content_type: Some("application/json".into()),
+                condition: WriteCondition::IfMatch(cached.etag.clone()),
+                ..Default::default()
+            };
+            match self.store.put(CATALOG_KEY, req).await {
+                Ok(etag) => {
+                    *cached = Cached {
+                        catalog: next.clone(),
+                        etag,
+                    };
+                    return Ok(next);
+                }
+                Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
+                    *cached = load_or_create(&self.store).await?;
+                }
+                Err(e) => return Err(e.at(CATALOG_KEY)),
+            }
+        }
+    }
+
+    pub(crate) fn passphrase_of(&self, name: &str) -> crate::crypto::Passphrase {
+        self.resource_passphrases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.passphrase.clone())
+    }
+}
+
 /// Connection options beyond the connection string.
 #[derive(Clone, Default)]
 pub struct ConnectOptions {
@@ -93,19 +141,9 @@ impl Database {
         })
     }
 
-    fn passphrase_of(&self, name: &str) -> crate::crypto::Passphrase {
-        self.inner
-            .resource_passphrases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| self.inner.passphrase.clone())
-    }
-
     fn resource_of(&self, catalog: &Value, name: &str) -> Result<Option<Resource>> {
         Ok(
-            catalog::resource_def(catalog, name, self.passphrase_of(name).expose())?
+            catalog::resource_def(catalog, name, self.inner.passphrase_of(name).expose())?
                 .map(|def| Resource::new(self.inner.clone(), def)),
         )
     }
@@ -150,35 +188,11 @@ impl Database {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.to_string(), crate::crypto::Passphrase::new(p.clone()));
         }
-        let mut cached = self.inner.catalog.lock().await;
-        loop {
-            let mut next = cached.catalog.clone();
-            let now = catalog::iso_now();
-            if !catalog::define_resource(&mut next, name, &config, &now)? {
-                break;
-            }
-            next["lastUpdated"] = Value::String(now);
-            let req = PutRequest {
-                body: Bytes::from(catalog::serialize(&next)),
-                content_type: Some("application/json".into()),
-                condition: WriteCondition::IfMatch(cached.etag.clone()),
-                ..Default::default()
-            };
-            match self.inner.store.put(CATALOG_KEY, req).await {
-                Ok(etag) => {
-                    *cached = Cached {
-                        catalog: next,
-                        etag,
-                    };
-                    break;
-                }
-                Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
-                    *cached = load_or_create(&self.inner.store).await?;
-                }
-                Err(e) => return Err(e.at(CATALOG_KEY)),
-            }
-        }
-        self.resource_of(&cached.catalog, name)?
+        let catalog = self
+            .inner
+            .change_catalog(|next, now| catalog::define_resource(next, name, &config, now))
+            .await?;
+        self.resource_of(&catalog, name)?
             .ok_or_else(|| Error::not_found(format!("resource {name}")))
     }
 

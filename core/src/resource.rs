@@ -70,7 +70,9 @@ pub struct Page {
 #[derive(Debug, Clone)]
 pub struct Resource {
     db: Arc<DbInner>,
-    def: Arc<ResourceDef>,
+    /// Shared by clones; replaced when a plugin adds or removes an attribute.
+    def: Arc<std::sync::RwLock<Arc<ResourceDef>>>,
+    name: Arc<str>,
     id_sequence: Option<crate::sequence::Sequence>,
     partitions: Arc<Vec<Partition>>,
     data_prefix: String,
@@ -120,21 +122,85 @@ impl Resource {
             id_sequence,
             data_prefix: format!("resource={}/data/", def.name),
             db,
-            def: Arc::new(def),
+            name: def.name.as_str().into(),
+            def: Arc::new(std::sync::RwLock::new(Arc::new(def))),
             partitions: Arc::new(partitions),
         }
     }
 
+    /// s3db.js `addPluginAttribute(name, definition, pluginName)`: a plugin-owned attribute
+    /// stored under a `p…` key (format.md §6.3). Persists a new catalog version (none when the
+    /// attribute is already there with the same definition) and updates this handle and its
+    /// clones. Returns the plugin map: attribute → key.
+    pub async fn add_plugin_attribute(
+        &self,
+        name: &str,
+        definition: &Value,
+        plugin: &str,
+    ) -> Result<Map<String, Value>> {
+        let resource = self.name.clone();
+        let now_ms = crate::storage::now_millis();
+        let catalog = self
+            .db
+            .change_catalog(|c, now| {
+                crate::catalog::add_plugin_attribute(
+                    c, &resource, name, definition, plugin, now, now_ms,
+                )
+            })
+            .await?;
+        self.reload(&catalog)?;
+        Ok(self.plugin_map())
+    }
+
+    /// s3db.js `removePluginAttribute(name, pluginName)`: a new version without it; records
+    /// that carry its key still read. `false` when the resource has no such plugin attribute.
+    pub async fn remove_plugin_attribute(&self, name: &str, plugin: &str) -> Result<bool> {
+        let resource = self.name.clone();
+        let mut removed = false;
+        let catalog = self
+            .db
+            .change_catalog(|c, now| {
+                removed = crate::catalog::remove_plugin_attribute(c, &resource, name, plugin, now)?;
+                Ok(removed)
+            })
+            .await?;
+        self.reload(&catalog)?;
+        Ok(removed)
+    }
+
+    /// Plugin-owned attributes and their metadata keys.
+    pub fn plugin_map(&self) -> Map<String, Value> {
+        self.def()
+            .schema()
+            .plugin_map_json()
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or_default()
+    }
+
+    fn reload(&self, catalog: &Value) -> Result<()> {
+        let name = self.name.clone();
+        let def =
+            crate::catalog::resource_def(catalog, &name, self.db.passphrase_of(&name).expose())?
+                .ok_or_else(|| Error::not_found(format!("resource {name}")))?;
+        *self.def.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(def);
+        Ok(())
+    }
+
+    fn def(&self) -> Arc<ResourceDef> {
+        self.def.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn name(&self) -> &str {
-        &self.def.name
+        &self.name
     }
 
-    pub fn schema(&self) -> &Schema {
-        self.def.schema()
+    /// The schema of the current version.
+    pub fn schema(&self) -> Schema {
+        self.def().schema().clone()
     }
 
-    pub fn behavior(&self) -> &str {
-        &self.def.behavior
+    pub fn behavior(&self) -> String {
+        self.def().behavior.clone()
     }
 
     pub fn partition_names(&self) -> Vec<String> {
@@ -150,14 +216,14 @@ impl Resource {
         self.partitions
             .iter()
             .find(|p| p.name == name)
-            .ok_or_else(|| Error::not_found(format!("partition {name:?} of {}", self.def.name)))
+            .ok_or_else(|| Error::not_found(format!("partition {name:?} of {}", self.def().name)))
     }
 
     fn take_id(&self, record: &mut Map<String, Value>) -> Result<String> {
         match record.shift_remove("id") {
             Some(Value::String(s)) => Ok(s),
             Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(Value::Null) | None => Ok(generate_id(self.def.id_size)),
+            Some(Value::Null) | None => Ok(generate_id(self.def().id_size)),
             Some(other) => Err(Error::validation(format!(
                 "id: expected string, got {}",
                 crate::schema::type_name(&other)
@@ -170,14 +236,15 @@ impl Resource {
         record: &Map<String, Value>,
         update_id: Option<&str>,
     ) -> Result<(Metadata, Bytes, Option<String>)> {
-        let schema = self.def.schema();
+        let def = self.def();
+        let schema = def.schema();
         let mapped = schema.to_mapped(record);
         let Layout { metadata, body } = behavior::layout(behavior::Input {
-            behavior: &self.def.behavior,
+            behavior: &self.def().behavior,
             schema,
             mapped: mapped.clone(),
             record,
-            timestamps: self.def.timestamps,
+            timestamps: self.def().timestamps,
             update_id,
             limit: self.db.store.metadata_limit(),
         })?;
@@ -187,7 +254,7 @@ impl Resource {
         let mut body = body;
         // truncate-data: header encoding (u:/b:) can grow values past what S3 accepts; cut the
         // longest value further until the metadata as sent fits.
-        while self.def.behavior == "truncate-data" && behavior::sent_size(&meta) > sent_max {
+        while self.def().behavior == "truncate-data" && behavior::sent_size(&meta) > sent_max {
             let over = behavior::sent_size(&meta) - sent_max;
             let longest = metadata
                 .iter()
@@ -211,7 +278,7 @@ impl Resource {
         }
         // Header encoding can grow values past what S3 accepts: keep the data in the body.
         if behavior::sent_size(&meta) > sent_max {
-            if self.def.behavior == "enforce-limits" || self.def.behavior == "truncate-data" {
+            if self.def().behavior == "enforce-limits" || self.def().behavior == "truncate-data" {
                 return Err(Error::new(
                     ErrorKind::Validation,
                     format!(
@@ -223,6 +290,9 @@ impl Resource {
             }
             let mut slim = Map::new();
             slim.insert("_v".into(), json!(schema.version));
+            if let Some(map) = schema.plugin_map_json() {
+                slim.insert(behavior::PLUGIN_MAP.into(), json!(map));
+            }
             slim.insert("$overflow".into(), json!("true"));
             meta = Schema::metadata_of(&slim);
             body = serde_json::to_vec(&crate::schema::js_key_order(mapped)).expect("json");
@@ -238,7 +308,7 @@ impl Resource {
         } else {
             &obj.body
         };
-        self.def
+        self.def()
             .schema_for(version)
             .from_stored(&obj.head.metadata, body)
     }
@@ -260,7 +330,7 @@ impl Resource {
         if !body.is_empty() {
             return Err(Error::invalid(format!(
                 "{}: this record is stored in the object body ({} behavior), so it cannot carry binary content",
-                self.def.name, self.def.behavior
+                self.def().name, self.def().behavior
             )));
         }
         if let Some(id) = id {
@@ -298,7 +368,10 @@ impl Resource {
             Err(StoreError::PreconditionFailed) => {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
-                    format!("{}: a record with id {id:?} already exists", self.def.name),
+                    format!(
+                        "{}: a record with id {id:?} already exists",
+                        self.def().name
+                    ),
                 ))
             }
             Err(e) => return Err(e.at(&key)),
@@ -332,7 +405,10 @@ impl Resource {
         }
         Err(Error::new(
             ErrorKind::Conflict,
-            format!("{}: set_content of {id:?} kept losing races", self.def.name),
+            format!(
+                "{}: set_content of {id:?} kept losing races",
+                self.def().name
+            ),
         ))
     }
 
@@ -346,7 +422,7 @@ impl Resource {
             .await
             .map_err(|e| self.missing(e, id, &key))?;
         content_of(&obj).ok_or_else(|| {
-            Error::not_found(format!("{} record {id:?} has no content", self.def.name))
+            Error::not_found(format!("{} record {id:?} has no content", self.def().name))
         })
     }
 
@@ -368,7 +444,7 @@ impl Resource {
     fn reference_keys(&self, record: &Map<String, Value>, id: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();
         for p in self.partitions.iter() {
-            if let Some(k) = p.key(&self.def.name, record, id)? {
+            if let Some(k) = p.key(&self.def().name, record, id)? {
                 keys.push(k);
             }
         }
@@ -376,7 +452,7 @@ impl Resource {
     }
 
     async fn put_references(&self, keys: &[String]) -> Result<()> {
-        let version = self.def.schema().version.clone();
+        let version = self.def().schema().version.clone();
         stream::iter(keys.iter().cloned())
             .map(|k| {
                 let version = version.clone();
@@ -435,20 +511,21 @@ impl Resource {
         let id = match (&self.id_sequence, record.get("id")) {
             (Some(seq), None | Some(Value::Null)) => {
                 record.shift_remove("id");
-                let inc = self.def.incremental.as_ref().expect("incremental config");
+                let def = self.def();
+                let inc = def.incremental.as_ref().expect("incremental config");
                 inc.format(seq.next().await?)
             }
             _ => self.take_id(&mut record)?,
         };
         validate_name("id", &id)?;
-        if self.def.timestamps {
+        if self.def().timestamps {
             let now = iso_now();
             record
                 .entry("createdAt")
                 .or_insert_with(|| json!(now.clone()));
             record.entry("updatedAt").or_insert_with(|| json!(now));
         }
-        let record = self.def.schema().validate(record)?;
+        let record = self.def().schema().validate(record)?;
         Ok((id, record))
     }
 
@@ -469,7 +546,10 @@ impl Resource {
             Err(StoreError::PreconditionFailed) => {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
-                    format!("{}: a record with id {id:?} already exists", self.def.name),
+                    format!(
+                        "{}: a record with id {id:?} already exists",
+                        self.def().name
+                    ),
                 ))
             }
             Err(e) => return Err(e.at(&key)),
@@ -499,7 +579,8 @@ impl Resource {
     fn output(&self, record: Map<String, Value>, id: &str) -> Value {
         let mut out = Map::with_capacity(record.len() + 1);
         out.insert("id".into(), Value::String(id.to_string()));
-        let schema = self.def.schema();
+        let def = self.def();
+        let schema = def.schema();
         for (k, v) in record {
             let is_secret = schema
                 .field(&k)
@@ -601,7 +682,7 @@ impl Resource {
                         ErrorKind::PreconditionFailed,
                         format!(
                             "{}: record {id:?} changed since version {want}",
-                            self.def.name
+                            self.def().name
                         ),
                     ));
                 }
@@ -610,10 +691,10 @@ impl Resource {
             for (k, v) in &changes {
                 set_dotted(&mut record, k, v.clone());
             }
-            if self.def.timestamps {
+            if self.def().timestamps {
                 record.insert("updatedAt".into(), json!(iso_now()));
             }
-            let record = self.def.schema().validate(record)?;
+            let record = self.def().schema().validate(record)?;
             match self.write_over(id, &key, &current, &record).await {
                 Ok(()) => return Ok(self.output(record, id)),
                 Err(e) if e.kind() == ErrorKind::PreconditionFailed && expected.is_none() => {
@@ -626,7 +707,7 @@ impl Resource {
             ErrorKind::Conflict,
             format!(
                 "{}: update of {id:?} lost {MAX_CAS_ATTEMPTS} races in a row",
-                self.def.name
+                self.def().name
             ),
         ))
     }
@@ -684,7 +765,7 @@ impl Resource {
         let key = self.key(id)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.fetch(id).await?;
-            if self.def.timestamps {
+            if self.def().timestamps {
                 if let Some(c) = current.record.get("createdAt") {
                     record.insert("createdAt".into(), c.clone());
                 }
@@ -699,7 +780,7 @@ impl Resource {
         }
         Err(Error::new(
             ErrorKind::Conflict,
-            format!("{}: replace of {id:?} kept losing races", self.def.name),
+            format!("{}: replace of {id:?} kept losing races", self.def().name),
         ))
     }
 
@@ -755,7 +836,7 @@ impl Resource {
         }
         Err(Error::new(
             ErrorKind::Conflict,
-            format!("{}: delete of {id:?} kept losing races", self.def.name),
+            format!("{}: delete of {id:?} kept losing races", self.def().name),
         ))
     }
 
@@ -773,13 +854,13 @@ impl Resource {
 
     /// Deletes every record and reference of the resource; refused for paranoid resources.
     pub async fn delete_all(&self) -> Result<u64> {
-        if self.def.paranoid {
+        if self.def().paranoid {
             return Err(Error::invalid(format!(
                 "{} is paranoid: delete_all is refused (define it with paranoid: false)",
-                self.def.name
+                self.def().name
             )));
         }
-        let prefix = format!("resource={}/", self.def.name);
+        let prefix = format!("resource={}/", self.def().name);
         let keys: Vec<String> = self
             .db
             .store
@@ -808,7 +889,7 @@ impl Resource {
     fn list_prefix(&self, partition: Option<(&str, &Map<String, Value>)>) -> Result<String> {
         match partition {
             None => Ok(self.data_prefix.clone()),
-            Some((name, values)) => self.partition(name)?.prefix(&self.def.name, values),
+            Some((name, values)) => self.partition(name)?.prefix(&self.def().name, values),
         }
     }
 
@@ -955,11 +1036,11 @@ impl Resource {
             for r in &records {
                 let Value::Object(m) = r else { continue };
                 let id = m.get("id").and_then(Value::as_str).unwrap_or_default();
-                if let Ok(Some(k)) = p.key(&self.def.name, m, id) {
+                if let Ok(Some(k)) = p.key(&self.def().name, m, id) {
                     want.insert(k);
                 }
             }
-            let prefix = format!("resource={}/partition={}/", self.def.name, p.name);
+            let prefix = format!("resource={}/partition={}/", self.def().name, p.name);
             let have: std::collections::BTreeSet<String> = self
                 .db
                 .store
@@ -980,7 +1061,7 @@ impl Resource {
 
     fn missing(&self, e: StoreError, id: &str, key: &str) -> Error {
         match e {
-            StoreError::NotFound => Error::not_found(format!("{} record {id:?}", self.def.name)),
+            StoreError::NotFound => Error::not_found(format!("{} record {id:?}", self.def().name)),
             other => other.at(key),
         }
     }

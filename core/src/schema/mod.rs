@@ -36,6 +36,8 @@ pub struct Schema {
     key_of: HashMap<String, String>,
     /// short metadata key → attribute path
     attr_of: HashMap<String, String>,
+    /// Plugin-owned attributes (format.md §6.3), in the order they were added: path → key.
+    plugin_keys: Vec<(String, String)>,
     pub passphrase: crate::crypto::Passphrase,
     pub all_nested_optional: bool,
 }
@@ -156,10 +158,12 @@ pub fn mapping_order(defs: &Map<String, Value>) -> Vec<String> {
 
 impl Schema {
     /// `mapping`: attribute path → registry index (burned entries included, for old records).
+    /// `plugins`: plugin-owned attribute path → its `p…` key.
     pub fn new(
         version: String,
         attributes: &Map<String, Value>,
         mapping: &Map<String, Value>,
+        plugins: &[(String, String)],
         passphrase: &str,
     ) -> Result<Schema> {
         let (mut fields, mut nested, mut problems) = (Vec::new(), HashMap::new(), Vec::new());
@@ -174,10 +178,17 @@ impl Schema {
         let mut attr_of = HashMap::new();
         for (attr, idx) in mapping {
             if let Some(i) = idx.as_u64() {
+                if plugins.iter().any(|(a, _)| a == attr) {
+                    continue;
+                }
                 let key = codec::base36(i);
                 key_of.insert(attr.clone(), key.clone());
                 attr_of.insert(key, attr.clone());
             }
+        }
+        for (attr, key) in plugins {
+            key_of.insert(attr.clone(), key.clone());
+            attr_of.insert(key.clone(), attr.clone());
         }
         let field_of = fields
             .iter()
@@ -192,6 +203,7 @@ impl Schema {
             attributes: attributes.clone(),
             key_of,
             attr_of,
+            plugin_keys: plugins.to_vec(),
             passphrase: crate::crypto::Passphrase::new(passphrase),
             all_nested_optional: true,
         })
@@ -199,13 +211,34 @@ impl Schema {
 
     /// s3db.js `schema.map`: attribute path → short key, in registry order.
     pub fn map_json(&self) -> String {
-        let mut pairs: Vec<(&String, &String)> = self.key_of.iter().collect();
+        let mut pairs: Vec<(&String, &String)> = self
+            .key_of
+            .iter()
+            .filter(|(a, _)| !self.is_plugin_attribute(a))
+            .collect();
         pairs.sort_by_key(|(_, k)| u64::from_str_radix(k, 36).unwrap_or(u64::MAX));
         let map: Map<String, Value> = pairs
             .into_iter()
             .map(|(a, k)| (a.clone(), Value::String(k.clone())))
             .collect();
         Value::Object(map).to_string()
+    }
+
+    /// s3db.js `pluginMap` as stored in `_pluginmap` (`None` without plugin attributes).
+    pub fn plugin_map_json(&self) -> Option<String> {
+        if self.plugin_keys.is_empty() {
+            return None;
+        }
+        let map: Map<String, Value> = self
+            .plugin_keys
+            .iter()
+            .map(|(a, k)| (a.clone(), Value::String(k.clone())))
+            .collect();
+        Some(Value::Object(map).to_string())
+    }
+
+    pub fn is_plugin_attribute(&self, path: &str) -> bool {
+        self.plugin_keys.iter().any(|(a, _)| a == path)
     }
 
     pub fn attributes(&self) -> &Map<String, Value> {
@@ -338,6 +371,14 @@ impl Schema {
             }
             let path = format!("{prefix}{name}");
             let stored = if let Some(field) = self.field(&path) {
+                if field.rule.as_plain_string && self.is_plugin_attribute(&path) {
+                    // Object-notation plugin fields keep their JSON value (a number stays a
+                    // number in bodies; metadata gets its text).
+                    if !value.is_null() {
+                        out.insert(self.key_of[&path].clone(), value.clone());
+                    }
+                    continue;
+                }
                 if field.rule.as_plain_string {
                     types::encode(&Kind::String, value)
                 } else {
