@@ -9,7 +9,7 @@ use crate::awaitable;
 use crate::convert::{
     as_partition, batch_json, many_json, page_json, partition_filter, records_json, reindex_json,
     resource_config, stats_dict, Bool, Int64, Json, NoneValue, Object, ObjectList, PartitionsArg,
-    Seconds, Size, Str, StrList,
+    Rule, Seconds, Size, Str, StrList,
 };
 use crate::coordination::{
     batch_size, callable, coordinator_options, forward_events, leader_json, next_event,
@@ -533,6 +533,42 @@ impl Resource {
                 .await
                 .map(|r| Json(reindex_json(r)))
         })
+    }
+
+    /// s3db.js `addPluginAttribute`: an attribute owned by `plugin`, stored under a `p…` key.
+    /// Persists a catalog version unless it is already there; returns the plugin map.
+    fn add_plugin_attribute<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        definition: Rule,
+        plugin: Str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.add_plugin_attribute(&name.0, &definition.0, &plugin.0)
+                .await
+                .map(|m| Json(m.into()))
+        })
+    }
+
+    /// s3db.js `removePluginAttribute`; False when there was no such plugin attribute.
+    fn remove_plugin_attribute<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        plugin: Str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.remove_plugin_attribute(&name.0, &plugin.0).await
+        })
+    }
+
+    /// Plugin-owned attributes and their keys: `{"auditedBy": "pkdv", ...}`.
+    #[getter]
+    fn plugin_map<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::convert::json_to_py(py, &self.res.plugin_map().into())
     }
 
     fn __repr__(&self) -> String {

@@ -13,7 +13,7 @@ use crate::block;
 use crate::convert::{
     as_partition, batch_json, json_to_py, many_json, page_json, partition_filter, records_json,
     reindex_json, resource_config, stats_dict, Bool, Int64, Object, ObjectList, PartitionsArg,
-    Seconds, Size, Str, StrList,
+    Rule, Seconds, Size, Str, StrList,
 };
 use crate::coordination::{
     batch_size, callable, coordinator_options, forward_events, leader_json, next_event,
@@ -490,6 +490,33 @@ impl SyncResource {
             res.reindex(partition.as_ref().map(|p| p.0.as_str())).await
         })?;
         json_to_py(py, &reindex_json(counts))
+    }
+
+    fn add_plugin_attribute<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        definition: Rule,
+        plugin: Str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        let map = block(py, async move {
+            res.add_plugin_attribute(&name.0, &definition.0, &plugin.0)
+                .await
+        })?;
+        json_to_py(py, &map.into())
+    }
+
+    fn remove_plugin_attribute(&self, py: Python<'_>, name: Str, plugin: Str) -> PyResult<bool> {
+        let res = self.res.clone();
+        block(py, async move {
+            res.remove_plugin_attribute(&name.0, &plugin.0).await
+        })
+    }
+
+    #[getter]
+    fn plugin_map<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &self.res.plugin_map().into())
     }
 
     fn __repr__(&self) -> String {

@@ -276,6 +276,27 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Object {
     }
 }
 
+/// An attribute rule: an s3db.js rule string (`"string|optional"`) or a dict
+/// (`{"type": "number", "optional": True}`).
+pub struct Rule(pub Value);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Rule {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let ok = obj.cast::<PyString>().is_ok()
+            || obj.cast::<PyDict>().is_ok()
+            || obj.cast::<PyMapping>().is_ok();
+        if !ok {
+            return Err(invalid(
+                obj.py(),
+                &format!("expected a rule (str or dict), got {}", type_name(&obj)),
+            ));
+        }
+        py_to_json(&obj).map(Rule)
+    }
+}
+
 fn number_arg(obj: &Borrowed<'_, '_, PyAny>) -> Option<f64> {
     if obj.cast::<PyBool>().is_ok() {
         return None;

@@ -324,3 +324,66 @@ async def test_inserts_store_the_metadata_s3db_js_stored(
     # basic: user-0001 (later updated) and user-0003 (later deleted) from their inserts
     minimum = {"basic": 2, "nested": 4, "arrays": 2, "types-extra": 20}[scenario]
     assert len(checked) >= minimum, checked
+
+
+# (name, definition, plugin) of the plugin-attributes vector's addPluginAttribute steps.
+PLUGIN_ATTRIBUTES = [
+    ("auditedBy", "string|optional", "audit"),
+    ("score", {"type": "number", "optional": True}, "ranker"),
+]
+
+
+async def register_plugin_attributes(res: Any, steps: List[Dict[str, Any]], prefix: str) -> None:
+    """Adds the vector's plugin attributes to ``res`` as its plugins did (the recorded catalog
+    may hold them already: then the maps returned hold more); the last call returns the plugin
+    map s3db.js's last call returned."""
+    got: Dict[str, str] = {}
+    want: Dict[str, str] = {}
+    for name, definition, plugin in PLUGIN_ATTRIBUTES:
+        label = f"{prefix}: addPluginAttribute('{name}', "
+        (step,) = [s for s in steps if s["label"].startswith(label) and plugin in s["label"]]
+        got = await res.add_plugin_attribute(name, definition, plugin)
+        want = step["result"]
+        assert want.items() <= got.items(), (got, want)
+    assert got == want == res.plugin_map
+
+
+async def test_plugin_attributes_vector(api: str, tmp_path: Any) -> None:
+    """Reads: the recorded catalog and records, the plugin attributes registered again (a
+    plugin does at every start), read back as s3db.js returned them. Writes: the recorded
+    inserts store s3db.js's metadata and body, except ``_v``: s3db.js versions the catalog at
+    its next upload, after these writes, this engine at once."""
+    scenario = "plugin-attributes"
+    v = load(f"{scenario}.json")
+    records = records_of(v, scenario)
+    assert len(records) == 6
+    seeded = store_with(str(tmp_path / "reads"), scenario, [o for o, _, _ in records])
+    reads = await open_db(api, seeded)
+    root = str(tmp_path / "writes")
+    writes = await open_db(api, store_with(root, scenario, []))
+    objects = {o["key"]: o for o in v["objects"]}
+    checked = []
+    for behavior in ("user-managed", "body-overflow", "body-only"):
+        resource = f"pa-{behavior}"
+        for db in (reads, writes):
+            await register_plugin_attributes(await db.resource(resource), v["steps"], behavior)
+        with open(os.path.join(root, "s3db.json"), encoding="utf-8") as f:
+            version = json.load(f)["resources"][resource]["currentVersion"]
+        for rid in ("small", "big"):
+            key = f"resource={resource}/data/id={rid}"
+            expected = recorded(v["steps"], resource, rid, inserts_only=True)
+            ours = await (await reads.resource(resource)).get(rid)
+            assert same(ours, comparable(expected, ours)), (key, ours, expected)
+            data = {k: x for k, x in expected.items() if not k.startswith("$")}
+            await (await writes.resource(resource)).insert(data)
+            obj = objects[key]
+            want = {k.lower(): str(x) for k, x in obj["metadata"].items()}
+            want["_v"] = version
+            want_body = body_of(obj).replace(b'"_v":"v1"', f'"_v":"{version}"'.encode())
+            path = os.path.join(root, *key.split("/"))
+            with open(path + ".meta.json", encoding="utf-8") as f:
+                stored = json.load(f)["metadata"]
+            with open(path, "rb") as f:
+                assert (stored, f.read()) == (want, want_body), key
+            checked.append(key)
+    assert len(checked) == 6

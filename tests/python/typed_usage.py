@@ -159,7 +159,11 @@ async def use_data_model(db: s3db.Database) -> int:
         for issue in e.details:
             field: str = issue["field"]
             print(field, issue["rule"], issue["expected"], issue["actual"])
-    del found, missing, deleted, paid, in_partition, ids
+    pmap: Dict[str, str] = await orders.add_plugin_attribute("by", "string|optional", "audit")
+    pmap = await orders.add_plugin_attribute("score", {"type": "number"}, "ranker")
+    gone: bool = await orders.remove_plugin_attribute("score", "ranker")
+    keys: Dict[str, str] = orders.plugin_map
+    del found, missing, deleted, paid, in_partition, ids, pmap, gone, keys
     return n + counts["written"] + counts["deleted"] + removed
 
 
@@ -185,7 +189,9 @@ def use_sync(url: str) -> int:
     counts: s3db.ReindexResult = users.reindex()
     users.delete_many([rec["id"]])
     removed: int = users.delete_all()
-    del items, many, page, found, counts
+    pmap: Dict[str, str] = users.add_plugin_attribute("score", {"type": "number"}, "ranker")
+    gone: bool = users.remove_plugin_attribute("score", "ranker") and "score" in users.plugin_map
+    del items, many, page, found, counts, pmap, gone
     with db.lock("job") as lock:
         token: int = lock.fencing_token
     seq: s3db.SyncSequence = db.sequence("s", batch_size=10)

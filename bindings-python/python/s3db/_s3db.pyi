@@ -33,6 +33,8 @@ _Partitions = Union[Mapping[str, Mapping[str, Any]], list[str], tuple[str, ...]]
 _IdGenerator = Union[str, int, Mapping[str, Any], Callable[[], Union[str, int]]]
 _OnLost = Callable[[str], object]
 _Content = Union[bytes, bytearray, memoryview]
+#: An attribute rule: ``"string|optional"`` or ``{"type": "number", "optional": True}``.
+_Rule = Union[str, Mapping[str, Any]]
 
 __all__ = [
     "__version__",
@@ -218,6 +220,17 @@ class Resource:
         dotted paths)."""
     def reindex(self, partition: Optional[str] = None) -> asyncio.Future[ReindexResult]:
         """Rebuilds partition references (one partition or all)."""
+    def add_plugin_attribute(
+        self, name: str, definition: _Rule, plugin: str
+    ) -> asyncio.Future[dict[str, str]]:
+        """s3db.js ``addPluginAttribute``: an attribute owned by ``plugin``, stored under a
+        ``p…`` key; persists a catalog version unless it is already there. Returns the
+        plugin map (attribute → key). ``ConflictError`` when the name is taken."""
+    def remove_plugin_attribute(self, name: str, plugin: str) -> asyncio.Future[bool]:
+        """False when the resource has no such plugin attribute; records keep reading."""
+    @property
+    def plugin_map(self) -> dict[str, str]:
+        """Plugin-owned attributes and their keys: ``{"auditedBy": "pkdv"}``."""
 
 @final
 class LockContext:
@@ -452,6 +465,10 @@ class SyncResource:
     def page(self, size: int, cursor: Optional[str] = None) -> Page: ...
     def query(self, filter: Mapping[str, Any]) -> builtins.list[_Record]: ...
     def reindex(self, partition: Optional[str] = None) -> ReindexResult: ...
+    def add_plugin_attribute(self, name: str, definition: _Rule, plugin: str) -> dict[str, str]: ...
+    def remove_plugin_attribute(self, name: str, plugin: str) -> bool: ...
+    @property
+    def plugin_map(self) -> dict[str, str]: ...
 
 @final
 class SyncLock:
