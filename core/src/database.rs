@@ -43,11 +43,20 @@ impl DbInner {
         F: FnMut(&mut Value, &str) -> Result<bool>,
     {
         let mut cached = self.catalog.lock().await;
-        loop {
+        let mut mutex: Option<String> = None;
+        let written = loop {
             let mut next = cached.catalog.clone();
             let now = catalog::iso_now();
-            if !change(&mut next, &now)? {
-                return Ok(cached.catalog.clone());
+            match change(&mut next, &now) {
+                Ok(true) => {}
+                Ok(false) => break Ok(cached.catalog.clone()),
+                Err(e) => break Err(e),
+            }
+            if self.store.catalog_mutex() && mutex.is_none() {
+                match crate::catalog_mutex::acquire(&self.store).await {
+                    Ok(etag) => mutex = Some(etag),
+                    Err(e) => break Err(e),
+                }
             }
             next["lastUpdated"] = Value::String(now);
             let req = PutRequest {
@@ -62,14 +71,21 @@ impl DbInner {
                         catalog: next.clone(),
                         etag,
                     };
-                    return Ok(next);
+                    break Ok(next);
                 }
                 Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
-                    *cached = load_or_create(&self.store).await?;
+                    match load_or_create(&self.store).await {
+                        Ok(fresh) => *cached = fresh,
+                        Err(e) => break Err(e),
+                    }
                 }
-                Err(e) => return Err(e.at(CATALOG_KEY)),
+                Err(e) => break Err(e.at(CATALOG_KEY)),
             }
+        };
+        if let Some(etag) = mutex {
+            crate::catalog_mutex::release(&self.store, &etag).await;
         }
+        written
     }
 
     pub(crate) fn passphrase_of(&self, name: &str) -> crate::crypto::Passphrase {

@@ -2,6 +2,7 @@
 
 pub mod behavior;
 pub mod catalog;
+mod catalog_mutex;
 mod coordinator;
 pub mod crypto;
 mod database;
