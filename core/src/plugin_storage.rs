@@ -123,7 +123,9 @@ pub struct SetOptions {
     /// Default `application/json`.
     pub content_type: Option<String>,
     /// `IfNoneMatch`: create only; `IfMatch(etag)`: replace only that version. A failed
-    /// condition is a `PRECONDITION_FAILED` error and nothing is written.
+    /// condition is a `PRECONDITION_FAILED` error and nothing is written. A conditional
+    /// write also stores every field in the JSON body (S3 etags hash only the body, so a
+    /// metadata-only document would keep one etag across versions).
     pub condition: WriteCondition,
 }
 
@@ -255,7 +257,13 @@ impl PluginStorage {
             let expires = self.clock.now_ms() + ttl.as_millis() as i64;
             fields.insert("_expiresAt".into(), json!(expires));
         }
-        let (metadata, body) = layout(&fields, options.behavior)?;
+        let (metadata, mut body) = layout(&fields, options.behavior)?;
+        if options.condition != WriteCondition::None {
+            // S3 etags hash the body only: a conditional write carries every field in its
+            // body too, so that each version has its own etag and If-Match can tell them
+            // apart (readers merge the body over the metadata: same data).
+            body = Some(js_json(&Value::Object(fields.clone())));
+        }
         let req = PutRequest {
             body: body.map(Bytes::from).unwrap_or_default(),
             metadata,
