@@ -11,6 +11,7 @@ mod healing;
 pub mod ids;
 mod lock;
 pub mod partition;
+mod plugin_storage;
 mod resource;
 pub mod schema;
 mod sequence;
@@ -25,6 +26,10 @@ pub use coordinator::{
 pub use database::{ConnectOptions, Database};
 pub use error::{Error, ErrorKind, Result};
 pub use lock::{Fenced, Lock, LockInfo, LockOptions};
+pub use plugin_storage::{
+    Clock, PluginBehavior, PluginLock, PluginLockOptions, PluginSequenceOptions, PluginStorage,
+    SetOptions, PLUGIN_METADATA_LIMIT,
+};
 pub use resource::{BatchError, BatchItem, Page, Resource};
 pub use sequence::{Sequence, SequenceOptions};
 pub use state::{CasResult, StateEntry, StateStore};
