@@ -32,6 +32,8 @@ pub(crate) struct DbInner {
         std::sync::Mutex<std::collections::HashMap<String, crate::crypto::Passphrase>>,
     /// What healing did to `s3db.json` on connect or the last refresh.
     pub healing_log: std::sync::Mutex<Vec<String>>,
+    /// Hooks by resource name, shared by every handle of the resource.
+    pub hooks: std::sync::Mutex<std::collections::HashMap<String, crate::hooks::Hooks>>,
 }
 
 impl DbInner {
@@ -86,6 +88,15 @@ impl DbInner {
             crate::catalog_mutex::release(&self.store, &etag).await;
         }
         written
+    }
+
+    pub(crate) fn hooks_of(&self, resource: &str) -> crate::hooks::Hooks {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(resource.to_string())
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn passphrase_of(&self, name: &str) -> crate::crypto::Passphrase {
@@ -153,6 +164,7 @@ impl Database {
                 ),
                 resource_passphrases: Default::default(),
                 healing_log: std::sync::Mutex::new(healing_log),
+                hooks: Default::default(),
             }),
         })
     }
@@ -203,6 +215,9 @@ impl Database {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.to_string(), crate::crypto::Passphrase::new(p.clone()));
+        }
+        if !config.hooks.is_empty() {
+            self.inner.hooks_of(name).replace_with(&config.hooks);
         }
         let catalog = self
             .inner

@@ -8,6 +8,7 @@ pub mod crypto;
 mod database;
 pub mod error;
 mod healing;
+pub mod hooks;
 pub mod ids;
 mod lock;
 pub mod partition;
@@ -25,6 +26,7 @@ pub use coordinator::{
 };
 pub use database::{ConnectOptions, Database};
 pub use error::{Error, ErrorKind, Result};
+pub use hooks::{Hook, Hooks};
 pub use lock::{Fenced, Lock, LockInfo, LockOptions};
 pub use plugin_storage::{
     Clock, PluginBehavior, PluginLock, PluginLockOptions, PluginSequenceOptions, PluginStorage,
