@@ -714,12 +714,23 @@ impl Resource {
     /// re-reads and re-merges, so concurrent updates all survive. Dotted keys
     /// (`"address.city"`) change one nested field and keep its siblings; `null` removes.
     pub async fn update(&self, id: &str, changes: Value) -> Result<Value> {
-        self.update_inner(id, changes, None).await
+        Ok(self.update_inner(id, changes, None).await?.0)
     }
 
     /// `update`, applied only if the record still has version tag `etag`.
     pub async fn update_if(&self, id: &str, changes: Value, etag: &str) -> Result<Value> {
-        self.update_inner(id, changes, Some(etag)).await
+        Ok(self.update_inner(id, changes, Some(etag)).await?.0)
+    }
+
+    /// s3db.js `updateConditional(id, changes, {ifMatch})`: `update_if` that also returns the
+    /// record's new version tag, for the next conditional update.
+    pub async fn update_conditional(
+        &self,
+        id: &str,
+        changes: Value,
+        if_match: &str,
+    ) -> Result<(Value, String)> {
+        self.update_inner(id, changes, Some(if_match)).await
     }
 
     /// s3db.js `patch`: the same compare-and-swap merge as `update`.
@@ -738,7 +749,7 @@ impl Resource {
         id: &str,
         changes: Value,
         expected: Option<&str>,
-    ) -> Result<Value> {
+    ) -> Result<(Value, String)> {
         let key = self.key(id)?;
         let mut changes = object_of(changes)?;
         match changes.shift_remove("id") {
@@ -770,7 +781,10 @@ impl Resource {
             let record = self.before_write("beforeUpdate", id, record).await?;
             let record = self.def().schema().validate(record)?;
             match self.write_over(id, &key, &current, &record).await {
-                Ok(()) => return self.after("afterUpdate", self.output(record, id)).await,
+                Ok(etag) => {
+                    let out = self.after("afterUpdate", self.output(record, id)).await?;
+                    return Ok((out, etag));
+                }
                 Err(e) if e.kind() == ErrorKind::PreconditionFailed && expected.is_none() => {
                     tokio::time::sleep(jitter()).await;
                 }
@@ -793,7 +807,7 @@ impl Resource {
         key: &str,
         current: &Stored,
         record: &Map<String, Value>,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let old_refs = self.reference_keys(&current.record, id).unwrap_or_default();
         let new_refs = self.reference_keys(record, id)?;
         let (metadata, body, content_type) = match &current.content {
@@ -806,8 +820,8 @@ impl Resource {
             content_type,
             condition: WriteCondition::IfMatch(current.etag.clone()),
         };
-        match self.db.store.put(key, req).await {
-            Ok(_) => {}
+        let etag = match self.db.store.put(key, req).await {
+            Ok(etag) => etag,
             Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
                 return Err(Error::new(
                     ErrorKind::PreconditionFailed,
@@ -816,7 +830,7 @@ impl Resource {
             }
             Err(StoreError::NotFound) => return Err(self.missing(StoreError::NotFound, id, key)),
             Err(e) => return Err(e.at(key)),
-        }
+        };
         let stale: Vec<String> = old_refs
             .iter()
             .filter(|k| !new_refs.contains(k))
@@ -828,7 +842,8 @@ impl Resource {
             .cloned()
             .collect();
         self.delete_keys(&stale).await?;
-        self.put_references(&fresh).await
+        self.put_references(&fresh).await?;
+        Ok(etag)
     }
 
     /// Replaces the whole record (it must exist), by compare-and-swap.
@@ -850,7 +865,7 @@ impl Resource {
                 }
             }
             match self.write_over(id, &key, &current, &record).await {
-                Ok(()) => return self.after("afterReplace", self.output(record, id)).await,
+                Ok(_) => return self.after("afterReplace", self.output(record, id)).await,
                 Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
                     tokio::time::sleep(jitter()).await
                 }
