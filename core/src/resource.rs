@@ -593,22 +593,42 @@ impl Resource {
         self.after("afterInsert", self.output(record, &id)).await
     }
 
-    /// Inserts each item; one failure does not stop the others.
+    /// Inserts each item; one failure does not stop the others. Items run concurrently,
+    /// except that a repeated id waits for its earlier occurrence, so the first one wins.
     pub async fn insert_many(&self, items: Vec<Value>) -> Vec<BatchItem> {
-        stream::iter(items.into_iter().enumerate())
-            .map(|(i, item)| async move {
-                let id = item.get("id").and_then(Value::as_str).map(str::to_string);
-                let r = self.insert(item).await;
-                let id = r
-                    .as_ref()
-                    .ok()
-                    .and_then(|v| v["id"].as_str().map(str::to_string))
-                    .or(id);
-                BatchItem::of(i, id, r.map(Some))
-            })
+        let mut seen = std::collections::HashSet::new();
+        let (mut first, mut repeats) = (Vec::new(), Vec::new());
+        for (i, item) in items.into_iter().enumerate() {
+            let id = match item.get("id") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            match id {
+                Some(id) if !seen.insert(id.clone()) => repeats.push((i, item)),
+                _ => first.push((i, item)),
+            }
+        }
+        let insert_one = |(i, item): (usize, Value)| async move {
+            let id = item.get("id").and_then(Value::as_str).map(str::to_string);
+            let r = self.insert(item).await;
+            let id = r
+                .as_ref()
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .or(id);
+            BatchItem::of(i, id, r.map(Some))
+        };
+        let mut out: Vec<BatchItem> = stream::iter(first)
+            .map(insert_one)
             .buffered(FETCH_CONCURRENCY)
             .collect()
-            .await
+            .await;
+        for item in repeats {
+            out.push(insert_one(item).await);
+        }
+        out.sort_by_key(|b| b.index);
+        out
     }
 
     fn output(&self, record: Map<String, Value>, id: &str) -> Value {
