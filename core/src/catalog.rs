@@ -95,6 +95,9 @@ pub struct ResourceConfig {
     /// Passphrase of secret fields (s3db.js `security.passphrase`, default `"secret"`).
     #[serde(skip_serializing)]
     pub passphrase: Option<String>,
+    /// Host functions run around operations; the catalog keeps their summary.
+    #[serde(skip)]
+    pub hooks: crate::hooks::Hooks,
 }
 
 impl std::fmt::Debug for ResourceConfig {
@@ -111,6 +114,7 @@ impl std::fmt::Debug for ResourceConfig {
                 "passphrase",
                 &self.passphrase.as_ref().map(|_| "<redacted>"),
             )
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -126,6 +130,7 @@ impl Default for ResourceConfig {
             id_size: crate::ids::DEFAULT_ID_SIZE,
             id_generator: None,
             passphrase: None,
+            hooks: Default::default(),
         }
     }
 }
@@ -975,7 +980,7 @@ pub fn define_resource(
             "allNestedObjectsOptional": true,
             "autoDecrypt": true,
             "cache": false,
-            "hooks": {},
+            "hooks": config.hooks.summary(),
             "idSize": id_size,
             "idGenerator": if incremental.is_some() { "incremental" } else { "default" },
             "createdAt": now,

@@ -32,6 +32,8 @@ pub(crate) struct DbInner {
         std::sync::Mutex<std::collections::HashMap<String, crate::crypto::Passphrase>>,
     /// What healing did to `s3db.json` on connect or the last refresh.
     pub healing_log: std::sync::Mutex<Vec<String>>,
+    /// Hooks by resource name, shared by every handle of the resource.
+    pub hooks: std::sync::Mutex<std::collections::HashMap<String, crate::hooks::Hooks>>,
 }
 
 impl DbInner {
@@ -43,11 +45,20 @@ impl DbInner {
         F: FnMut(&mut Value, &str) -> Result<bool>,
     {
         let mut cached = self.catalog.lock().await;
-        loop {
+        let mut mutex: Option<String> = None;
+        let written = loop {
             let mut next = cached.catalog.clone();
             let now = catalog::iso_now();
-            if !change(&mut next, &now)? {
-                return Ok(cached.catalog.clone());
+            match change(&mut next, &now) {
+                Ok(true) => {}
+                Ok(false) => break Ok(cached.catalog.clone()),
+                Err(e) => break Err(e),
+            }
+            if self.store.catalog_mutex() && mutex.is_none() {
+                match crate::catalog_mutex::acquire(&self.store).await {
+                    Ok(etag) => mutex = Some(etag),
+                    Err(e) => break Err(e),
+                }
             }
             next["lastUpdated"] = Value::String(now);
             let req = PutRequest {
@@ -62,14 +73,30 @@ impl DbInner {
                         catalog: next.clone(),
                         etag,
                     };
-                    return Ok(next);
+                    break Ok(next);
                 }
                 Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
-                    *cached = load_or_create(&self.store).await?;
+                    match load_or_create(&self.store).await {
+                        Ok(fresh) => *cached = fresh,
+                        Err(e) => break Err(e),
+                    }
                 }
-                Err(e) => return Err(e.at(CATALOG_KEY)),
+                Err(e) => break Err(e.at(CATALOG_KEY)),
             }
+        };
+        if let Some(etag) = mutex {
+            crate::catalog_mutex::release(&self.store, &etag).await;
         }
+        written
+    }
+
+    pub(crate) fn hooks_of(&self, resource: &str) -> crate::hooks::Hooks {
+        self.hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(resource.to_string())
+            .or_default()
+            .clone()
     }
 
     pub(crate) fn passphrase_of(&self, name: &str) -> crate::crypto::Passphrase {
@@ -137,6 +164,7 @@ impl Database {
                 ),
                 resource_passphrases: Default::default(),
                 healing_log: std::sync::Mutex::new(healing_log),
+                hooks: Default::default(),
             }),
         })
     }
@@ -187,6 +215,9 @@ impl Database {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.to_string(), crate::crypto::Passphrase::new(p.clone()));
+        }
+        if !config.hooks.is_empty() {
+            self.inner.hooks_of(name).replace_with(&config.hooks);
         }
         let catalog = self
             .inner

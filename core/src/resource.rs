@@ -73,6 +73,7 @@ pub struct Resource {
     /// Shared by clones; replaced when a plugin adds or removes an attribute.
     def: Arc<std::sync::RwLock<Arc<ResourceDef>>>,
     name: Arc<str>,
+    hooks: crate::hooks::Hooks,
     id_sequence: Option<crate::sequence::Sequence>,
     partitions: Arc<Vec<Partition>>,
     data_prefix: String,
@@ -121,11 +122,56 @@ impl Resource {
         Resource {
             id_sequence,
             data_prefix: format!("resource={}/data/", def.name),
+            hooks: db.hooks_of(&def.name),
             db,
             name: def.name.as_str().into(),
             def: Arc::new(std::sync::RwLock::new(Arc::new(def))),
             partitions: Arc::new(partitions),
         }
+    }
+
+    /// s3db.js `resource.addHook(event, fn)`: runs for every handle of this resource in this
+    /// process (events: [`crate::hooks::HOOK_EVENTS`]).
+    pub fn add_hook(&self, event: &str, hook: crate::hooks::Hook) -> Result<()> {
+        self.hooks.add(event, hook)
+    }
+
+    pub fn hooks(&self) -> &crate::hooks::Hooks {
+        &self.hooks
+    }
+
+    async fn after(&self, event: &str, value: Value) -> Result<Value> {
+        if self.hooks.has(event) {
+            self.hooks.run(event, value).await
+        } else {
+            Ok(value)
+        }
+    }
+
+    /// Runs a record hook on `record` with its id; the hook may not change the id.
+    async fn before_write(
+        &self,
+        event: &str,
+        id: &str,
+        record: Map<String, Value>,
+    ) -> Result<Map<String, Value>> {
+        if !self.hooks.has(event) {
+            return Ok(record);
+        }
+        let mut with_id = Map::with_capacity(record.len() + 1);
+        with_id.insert("id".into(), json!(id));
+        with_id.extend(record);
+        let mut out = self.hooks.run_record(event, with_id).await?;
+        match out.shift_remove("id") {
+            None => {}
+            Some(Value::String(s)) if s == id => {}
+            Some(other) => {
+                return Err(Error::validation(format!(
+                    "{event} hook changed the id {id:?} to {other}"
+                )))
+            }
+        }
+        Ok(out)
     }
 
     /// s3db.js `addPluginAttribute(name, definition, pluginName)`: a plugin-owned attribute
@@ -352,32 +398,7 @@ impl Resource {
         content: Bytes,
         content_type: &str,
     ) -> Result<Value> {
-        let (id, record) = self.prepare_insert(data).await?;
-        let key = self.key(&id)?;
-        let refs = self.reference_keys(&record, &id)?;
-        let (metadata, body, content_type) =
-            self.with_content(&record, None, &content, content_type)?;
-        let req = PutRequest {
-            body,
-            metadata,
-            content_type,
-            condition: WriteCondition::IfNoneMatch,
-        };
-        match self.db.store.put(&key, req).await {
-            Ok(_) => {}
-            Err(StoreError::PreconditionFailed) => {
-                return Err(Error::new(
-                    ErrorKind::AlreadyExists,
-                    format!(
-                        "{}: a record with id {id:?} already exists",
-                        self.def().name
-                    ),
-                ))
-            }
-            Err(e) => return Err(e.at(&key)),
-        }
-        self.put_references(&refs).await?;
-        Ok(self.output(record, &id))
+        self.insert_inner(data, Some((content, content_type))).await
     }
 
     /// Sets (`Some`) or removes (`None`) a record's binary content, by compare-and-swap.
@@ -506,7 +527,11 @@ impl Resource {
         self.id_sequence.as_ref()
     }
 
-    async fn prepare_insert(&self, data: Value) -> Result<(String, Map<String, Value>)> {
+    async fn prepare_insert(
+        &self,
+        data: Value,
+        before: Option<&str>,
+    ) -> Result<(String, Map<String, Value>)> {
         let mut record = object_of(data)?;
         let id = match (&self.id_sequence, record.get("id")) {
             (Some(seq), None | Some(Value::Null)) => {
@@ -525,16 +550,26 @@ impl Resource {
                 .or_insert_with(|| json!(now.clone()));
             record.entry("updatedAt").or_insert_with(|| json!(now));
         }
+        if let Some(event) = before {
+            record = self.before_write(event, &id, record).await?;
+        }
         let record = self.def().schema().validate(record)?;
         Ok((id, record))
     }
 
     /// Inserts a new record (create-only write), then its partition references.
     pub async fn insert(&self, data: Value) -> Result<Value> {
-        let (id, record) = self.prepare_insert(data).await?;
+        self.insert_inner(data, None).await
+    }
+
+    async fn insert_inner(&self, data: Value, content: Option<(Bytes, &str)>) -> Result<Value> {
+        let (id, record) = self.prepare_insert(data, Some("beforeInsert")).await?;
         let key = self.key(&id)?;
         let refs = self.reference_keys(&record, &id)?;
-        let (metadata, body, content_type) = self.layout(&record, None)?;
+        let (metadata, body, content_type) = match &content {
+            Some((bytes, ct)) => self.with_content(&record, None, bytes, ct)?,
+            None => self.layout(&record, None)?,
+        };
         let req = PutRequest {
             body,
             metadata,
@@ -555,25 +590,45 @@ impl Resource {
             Err(e) => return Err(e.at(&key)),
         }
         self.put_references(&refs).await?;
-        Ok(self.output(record, &id))
+        self.after("afterInsert", self.output(record, &id)).await
     }
 
-    /// Inserts each item; one failure does not stop the others.
+    /// Inserts each item; one failure does not stop the others. Items run concurrently,
+    /// except that a repeated id waits for its earlier occurrence, so the first one wins.
     pub async fn insert_many(&self, items: Vec<Value>) -> Vec<BatchItem> {
-        stream::iter(items.into_iter().enumerate())
-            .map(|(i, item)| async move {
-                let id = item.get("id").and_then(Value::as_str).map(str::to_string);
-                let r = self.insert(item).await;
-                let id = r
-                    .as_ref()
-                    .ok()
-                    .and_then(|v| v["id"].as_str().map(str::to_string))
-                    .or(id);
-                BatchItem::of(i, id, r.map(Some))
-            })
+        let mut seen = std::collections::HashSet::new();
+        let (mut first, mut repeats) = (Vec::new(), Vec::new());
+        for (i, item) in items.into_iter().enumerate() {
+            let id = match item.get("id") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            match id {
+                Some(id) if !seen.insert(id.clone()) => repeats.push((i, item)),
+                _ => first.push((i, item)),
+            }
+        }
+        let insert_one = |(i, item): (usize, Value)| async move {
+            let id = item.get("id").and_then(Value::as_str).map(str::to_string);
+            let r = self.insert(item).await;
+            let id = r
+                .as_ref()
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .or(id);
+            BatchItem::of(i, id, r.map(Some))
+        };
+        let mut out: Vec<BatchItem> = stream::iter(first)
+            .map(insert_one)
             .buffered(FETCH_CONCURRENCY)
             .collect()
-            .await
+            .await;
+        for item in repeats {
+            out.push(insert_one(item).await);
+        }
+        out.sort_by_key(|b| b.index);
+        out
     }
 
     fn output(&self, record: Map<String, Value>, id: &str) -> Value {
@@ -597,8 +652,11 @@ impl Resource {
     }
 
     pub async fn get(&self, id: &str) -> Result<Value> {
+        if self.hooks.has("beforeGet") {
+            self.hooks.notify("beforeGet", json!({"id": id})).await?;
+        }
         let stored = self.fetch(id).await?;
-        Ok(with_id(stored.record, id))
+        self.after("afterGet", with_id(stored.record, id)).await
     }
 
     /// The record and its version tag, for `update_if`.
@@ -618,6 +676,11 @@ impl Resource {
 
     /// The records found (in the order asked) and the ids that do not exist.
     pub async fn get_many(&self, ids: &[String]) -> Result<(Vec<Value>, Vec<String>)> {
+        if self.hooks.has("beforeGetMany") {
+            self.hooks
+                .notify("beforeGetMany", json!({"ids": ids}))
+                .await?;
+        }
         let found: Vec<(String, Option<Value>)> = stream::iter(ids.iter().cloned())
             .map(|id| async move { self.get_or_none(&id).await.map(|r| (id, r)) })
             .buffered(FETCH_CONCURRENCY)
@@ -631,15 +694,39 @@ impl Resource {
                 None => missing.push(id),
             }
         }
+        let records = self.after_many("afterGetMany", records).await?;
         Ok((records, missing))
     }
 
     pub async fn exists(&self, id: &str) -> Result<bool> {
         let key = self.key(id)?;
-        match self.db.store.head(&key).await {
-            Ok(_) => Ok(true),
-            Err(StoreError::NotFound) => Ok(false),
-            Err(e) => Err(e.at(&key)),
+        if self.hooks.has("beforeExists") {
+            self.hooks.notify("beforeExists", json!({"id": id})).await?;
+        }
+        let exists = match self.db.store.head(&key).await {
+            Ok(_) => true,
+            Err(StoreError::NotFound) => false,
+            Err(e) => return Err(e.at(&key)),
+        };
+        if self.hooks.has("afterExists") {
+            self.hooks
+                .notify("afterExists", json!({"id": id, "exists": exists}))
+                .await?;
+        }
+        Ok(exists)
+    }
+
+    /// Runs a hook that gets and returns a list of records.
+    async fn after_many(&self, event: &str, records: Vec<Value>) -> Result<Vec<Value>> {
+        if !self.hooks.has(event) {
+            return Ok(records);
+        }
+        match self.hooks.run(event, Value::Array(records)).await? {
+            Value::Array(a) => Ok(a),
+            other => Err(Error::validation(format!(
+                "{event} hook returned {}, not a list",
+                crate::schema::type_name(&other)
+            ))),
         }
     }
 
@@ -647,17 +734,34 @@ impl Resource {
     /// re-reads and re-merges, so concurrent updates all survive. Dotted keys
     /// (`"address.city"`) change one nested field and keep its siblings; `null` removes.
     pub async fn update(&self, id: &str, changes: Value) -> Result<Value> {
-        self.update_inner(id, changes, None).await
+        Ok(self.update_inner(id, changes, None).await?.0)
     }
 
     /// `update`, applied only if the record still has version tag `etag`.
     pub async fn update_if(&self, id: &str, changes: Value, etag: &str) -> Result<Value> {
-        self.update_inner(id, changes, Some(etag)).await
+        Ok(self.update_inner(id, changes, Some(etag)).await?.0)
+    }
+
+    /// s3db.js `updateConditional(id, changes, {ifMatch})`: `update_if` that also returns the
+    /// record's new version tag, for the next conditional update.
+    pub async fn update_conditional(
+        &self,
+        id: &str,
+        changes: Value,
+        if_match: &str,
+    ) -> Result<(Value, String)> {
+        self.update_inner(id, changes, Some(if_match)).await
     }
 
     /// s3db.js `patch`: the same compare-and-swap merge as `update`.
     pub async fn patch(&self, id: &str, changes: Value) -> Result<Value> {
-        self.update(id, changes).await
+        if self.hooks.has("beforePatch") {
+            self.hooks
+                .notify("beforePatch", json!({"id": id, "fields": changes}))
+                .await?;
+        }
+        let record = self.update(id, changes).await?;
+        self.after("afterPatch", record).await
     }
 
     async fn update_inner(
@@ -665,7 +769,7 @@ impl Resource {
         id: &str,
         changes: Value,
         expected: Option<&str>,
-    ) -> Result<Value> {
+    ) -> Result<(Value, String)> {
         let key = self.key(id)?;
         let mut changes = object_of(changes)?;
         match changes.shift_remove("id") {
@@ -694,9 +798,13 @@ impl Resource {
             if self.def().timestamps {
                 record.insert("updatedAt".into(), json!(iso_now()));
             }
+            let record = self.before_write("beforeUpdate", id, record).await?;
             let record = self.def().schema().validate(record)?;
             match self.write_over(id, &key, &current, &record).await {
-                Ok(()) => return Ok(self.output(record, id)),
+                Ok(etag) => {
+                    let out = self.after("afterUpdate", self.output(record, id)).await?;
+                    return Ok((out, etag));
+                }
                 Err(e) if e.kind() == ErrorKind::PreconditionFailed && expected.is_none() => {
                     tokio::time::sleep(jitter()).await;
                 }
@@ -719,7 +827,7 @@ impl Resource {
         key: &str,
         current: &Stored,
         record: &Map<String, Value>,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let old_refs = self.reference_keys(&current.record, id).unwrap_or_default();
         let new_refs = self.reference_keys(record, id)?;
         let (metadata, body, content_type) = match &current.content {
@@ -732,8 +840,8 @@ impl Resource {
             content_type,
             condition: WriteCondition::IfMatch(current.etag.clone()),
         };
-        match self.db.store.put(key, req).await {
-            Ok(_) => {}
+        let etag = match self.db.store.put(key, req).await {
+            Ok(etag) => etag,
             Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
                 return Err(Error::new(
                     ErrorKind::PreconditionFailed,
@@ -742,7 +850,7 @@ impl Resource {
             }
             Err(StoreError::NotFound) => return Err(self.missing(StoreError::NotFound, id, key)),
             Err(e) => return Err(e.at(key)),
-        }
+        };
         let stale: Vec<String> = old_refs
             .iter()
             .filter(|k| !new_refs.contains(k))
@@ -754,14 +862,20 @@ impl Resource {
             .cloned()
             .collect();
         self.delete_keys(&stale).await?;
-        self.put_references(&fresh).await
+        self.put_references(&fresh).await?;
+        Ok(etag)
     }
 
     /// Replaces the whole record (it must exist), by compare-and-swap.
     pub async fn replace(&self, id: &str, data: Value) -> Result<Value> {
         let mut data = object_of(data)?;
         data.insert("id".into(), json!(id));
-        let (_, mut record) = self.prepare_insert(Value::Object(data)).await?;
+        if self.hooks.has("beforeReplace") {
+            self.hooks
+                .notify("beforeReplace", json!({"id": id, "fullData": data}))
+                .await?;
+        }
+        let (_, mut record) = self.prepare_insert(Value::Object(data), None).await?;
         let key = self.key(id)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.fetch(id).await?;
@@ -771,7 +885,7 @@ impl Resource {
                 }
             }
             match self.write_over(id, &key, &current, &record).await {
-                Ok(()) => return Ok(self.output(record, id)),
+                Ok(_) => return self.after("afterReplace", self.output(record, id)).await,
                 Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
                     tokio::time::sleep(jitter()).await
                 }
@@ -809,8 +923,10 @@ impl Resource {
     /// silently: it is retried against the new version.
     pub async fn delete(&self, id: &str) -> Result<()> {
         let key = self.key(id)?;
+        let with_record = self.hooks.has("beforeDelete") || self.hooks.has("afterDelete");
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let (etag, refs) = if self.partitions.is_empty() {
+            let mut deleted = Value::Null;
+            let (etag, refs) = if self.partitions.is_empty() && !with_record {
                 let head = self
                     .db
                     .store
@@ -821,10 +937,20 @@ impl Resource {
             } else {
                 let stored = self.fetch(id).await?;
                 let refs = self.reference_keys(&stored.record, id).unwrap_or_default();
+                if with_record {
+                    deleted = with_id(stored.record, id);
+                    self.hooks.notify("beforeDelete", deleted.clone()).await?;
+                }
                 (stored.etag, refs)
             };
             match self.db.store.delete(&key, Some(&etag)).await {
-                Ok(()) => return self.delete_keys(&refs).await,
+                Ok(()) => {
+                    self.delete_keys(&refs).await?;
+                    if self.hooks.has("afterDelete") {
+                        self.hooks.notify("afterDelete", deleted).await?;
+                    }
+                    return Ok(());
+                }
                 Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
                     tokio::time::sleep(jitter()).await
                 }
@@ -842,14 +968,39 @@ impl Resource {
 
     /// Deletes each id; the result says which failed and why.
     pub async fn delete_many(&self, ids: &[String]) -> Vec<BatchItem> {
-        stream::iter(ids.iter().cloned().enumerate())
+        if self.hooks.has("beforeDeleteMany") {
+            if let Err(e) = self
+                .hooks
+                .notify("beforeDeleteMany", json!({"ids": ids}))
+                .await
+            {
+                return ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| BatchItem::of(i, Some(id.clone()), Err(e.clone())))
+                    .collect();
+            }
+        }
+        let items: Vec<BatchItem> = stream::iter(ids.iter().cloned().enumerate())
             .map(|(i, id)| async move {
                 let r = self.delete(&id).await;
                 BatchItem::of(i, Some(id), r.map(|_| None))
             })
             .buffered(FETCH_CONCURRENCY)
             .collect()
-            .await
+            .await;
+        if self.hooks.has("afterDeleteMany") {
+            let deleted: Vec<&str> = items
+                .iter()
+                .filter(|i| i.error.is_none())
+                .filter_map(|i| i.id.as_deref())
+                .collect();
+            let context = json!({"ids": ids, "deleted": deleted});
+            if let Err(e) = self.hooks.notify("afterDeleteMany", context).await {
+                tracing::warn!(error = %e, "afterDeleteMany hook failed after the deletes");
+            }
+        }
+        items
     }
 
     /// Deletes every record and reference of the resource; refused for paranoid resources.
@@ -914,7 +1065,11 @@ impl Resource {
 
     /// Every record (a GET per id, several at a time). Records deleted meanwhile are skipped.
     pub async fn list(&self) -> Result<Vec<Value>> {
-        self.list_in(None).await
+        if self.hooks.has("beforeList") {
+            self.hooks.notify("beforeList", json!({})).await?;
+        }
+        let records = self.list_in(None).await?;
+        self.after_many("afterList", records).await
     }
 
     pub async fn list_in(
@@ -922,12 +1077,22 @@ impl Resource {
         partition: Option<(&str, &Map<String, Value>)>,
     ) -> Result<Vec<Value>> {
         let ids = self.list_ids_in(partition).await?;
-        self.fetch_all(ids).await
+        self.fetch_all(ids, true).await
     }
 
-    async fn fetch_all(&self, ids: Vec<String>) -> Result<Vec<Value>> {
+    /// The records of `ids` that exist, through the read hooks if `hooked`.
+    async fn fetch_all(&self, ids: Vec<String>, hooked: bool) -> Result<Vec<Value>> {
         stream::iter(ids)
-            .map(|id| async move { self.get_or_none(&id).await })
+            .map(|id| async move {
+                if hooked {
+                    return self.get_or_none(&id).await;
+                }
+                match self.fetch(&id).await {
+                    Ok(stored) => Ok(Some(with_id(stored.record, &id))),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
             .buffered(FETCH_CONCURRENCY)
             .try_filter_map(|r| async move { Ok(r) })
             .try_collect()
@@ -935,7 +1100,16 @@ impl Resource {
     }
 
     pub async fn count(&self) -> Result<u64> {
-        self.count_in(None).await
+        if self.hooks.has("beforeCount") {
+            self.hooks.notify("beforeCount", json!({})).await?;
+        }
+        let count = self.count_in(None).await?;
+        if self.hooks.has("afterCount") {
+            self.hooks
+                .notify("afterCount", json!({"count": count}))
+                .await?;
+        }
+        Ok(count)
     }
 
     pub async fn count_in(&self, partition: Option<(&str, &Map<String, Value>)>) -> Result<u64> {
@@ -984,7 +1158,7 @@ impl Resource {
             .await
             .map_err(|e| e.at(&self.data_prefix))?;
         let ids: Vec<String> = page.keys.iter().filter_map(|k| id_of(k)).collect();
-        let items = self.fetch_all(ids).await?;
+        let items = self.fetch_all(ids, true).await?;
         let cursor = page.next.map(|t| {
             let c = json!({"v": 1, "prefix": self.data_prefix, "token": t, "pageSize": size});
             URL_SAFE_NO_PAD.encode(c.to_string())
@@ -996,6 +1170,16 @@ impl Resource {
     /// `$eq $ne $gt $gte $lt $lte $in $nin $exists`; dotted paths). Uses the partition that
     /// fixes the most leading fields with equalities, else lists every record.
     pub async fn query(&self, filter: &Value) -> Result<Vec<Value>> {
+        if self.hooks.has("beforeQuery") {
+            self.hooks
+                .notify("beforeQuery", json!({"filter": filter}))
+                .await?;
+        }
+        let records = self.query_unhooked(filter).await?;
+        self.after_many("afterQuery", records).await
+    }
+
+    async fn query_unhooked(&self, filter: &Value) -> Result<Vec<Value>> {
         let filter = filter
             .as_object()
             .ok_or_else(|| Error::invalid("a query filter must be an object"))?;
@@ -1015,11 +1199,18 @@ impl Resource {
                 a.0.cmp(&b.0)
                     .then_with(|| b.1.fields.len().cmp(&a.1.fields.len()))
             });
-        let records = match best {
-            Some((_, p)) => self.list_in(Some((&p.name, &fixed))).await?,
-            None => self.list().await?,
+        let ids = match best {
+            Some((_, p)) => self.list_ids_in(Some((&p.name, &fixed))).await?,
+            None => self.list_ids_in(None).await?,
         };
-        Ok(records.into_iter().filter(|r| matches(r, filter)).collect())
+        // Filters see what is stored; read hooks then run on the matches.
+        let mut found = Vec::new();
+        for r in self.fetch_all(ids, false).await? {
+            if matches(&r, filter) {
+                found.push(self.after("afterGet", r).await?);
+            }
+        }
+        Ok(found)
     }
 
     /// Rebuilds the references of one partition (or all) from the records: writes the
@@ -1029,7 +1220,8 @@ impl Resource {
             Some(name) => vec![self.partition(name)?],
             None => self.partitions.iter().collect(),
         };
-        let records = self.list().await?;
+        let ids = self.list_ids_in(None).await?;
+        let records = self.fetch_all(ids, false).await?;
         let (mut written, mut deleted) = (0, 0);
         for p in targets {
             let mut want = std::collections::BTreeSet::new();

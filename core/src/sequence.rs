@@ -14,6 +14,7 @@ use crate::catalog::iso_now;
 use crate::database::{Database, DbInner};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::validate_name;
+use crate::plugin_storage::Clock;
 use crate::resource::jitter;
 use crate::storage::{PutRequest, StoreError, WriteCondition};
 
@@ -59,6 +60,11 @@ pub struct Sequence {
     key: String,
     options: SequenceOptions,
     batch: Arc<tokio::sync::Mutex<Batch>>,
+    /// Time source of `createdAt`/`updatedAt`/`resetAt` (the system clock when `None`).
+    clock: Option<Clock>,
+    /// Fields written after `name` when the value object is created (PluginStorage's
+    /// `resourceName`).
+    extra: Map<String, Value>,
 }
 
 impl Sequence {
@@ -73,7 +79,28 @@ impl Sequence {
             key: format!("{PREFIX}{name}{SUFFIX}"),
             options,
             batch: Arc::default(),
+            clock: None,
+            extra: Map::new(),
         })
+    }
+
+    /// Timestamps come from `clock` instead of the system clock.
+    pub(crate) fn with_clock(mut self, clock: Clock) -> Sequence {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Fields written between `name` and `createdAt` when the value object is created.
+    pub(crate) fn with_fields(mut self, extra: Map<String, Value>) -> Sequence {
+        self.extra = extra;
+        self
+    }
+
+    fn now_iso(&self) -> String {
+        match &self.clock {
+            Some(c) => c.now_iso(),
+            None => iso_now(),
+        }
     }
 
     /// A sequence whose value object lives at `key` (a resource's id sequence:
@@ -200,11 +227,16 @@ impl Sequence {
         reset: bool,
     ) -> Result<i64> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let now = iso_now();
+            let now = self.now_iso();
             let (condition, body, result) = match self.db.store.get(&self.key).await {
                 Err(StoreError::NotFound) => {
                     let (out, next) = step(None)?;
-                    let mut body = json!({"value": next, "name": self.name, "createdAt": now});
+                    let mut map = Map::new();
+                    map.insert("value".into(), json!(next));
+                    map.insert("name".into(), json!(self.name));
+                    map.extend(self.extra.clone());
+                    map.insert("createdAt".into(), json!(now));
+                    let mut body = Value::Object(map);
                     if reset {
                         body["updatedAt"] = json!(now);
                         body["resetAt"] = json!(now);

@@ -596,3 +596,77 @@ fn connection_strings_parse_like_s3db_js() {
         assert_eq!(c.prefix, d["clientKeyPrefix"].as_str().unwrap());
     }
 }
+
+/// Every scenario in the vector directory is replayed by some test; a new vector file cannot
+/// be silently ignored.
+#[test]
+fn every_vector_scenario_is_covered() {
+    const ELSEWHERE: &[(&str, &str)] = &[
+        (
+            "connection-strings",
+            "connection_strings_parse_like_s3db_js (this file)",
+        ),
+        (
+            "coordinator",
+            "coordinator::tests::bodies_match_the_s3db_js_vector (core/src/coordinator.rs)",
+        ),
+        ("plugin-storage", "core/tests/plugin_storage.rs"),
+    ];
+    let mut names: Vec<String> = std::fs::read_dir(vectors_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json") && !n.ends_with(".s3db.json"))
+        .map(|n| n.trim_end_matches(".json").to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 23, "{names:?}");
+    for name in &names {
+        let covered =
+            SCENARIOS.contains(&name.as_str()) || ELSEWHERE.iter().any(|(s, _)| s == name);
+        assert!(covered, "vector {name} is replayed by no test");
+    }
+    for (name, test) in ELSEWHERE {
+        if test.starts_with("core/tests/") {
+            let path = format!("{}/../{test}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(
+                text.contains(&format!("{name}.json")),
+                "{test} does not load {name}.json"
+            );
+        }
+    }
+}
+
+/// s3db.js summarises a resource's hooks in the catalog (vector `hooks-summary`); the summary
+/// is read and kept: the same definition writes nothing, so it is never dropped.
+#[tokio::test]
+async fn hook_summaries_are_kept() {
+    let (mem, db) = store_with("hooks-summary", "", &[]).await;
+    let before = mem.get("s3db.json").await.unwrap().body;
+    db.reset_stats();
+    db.create_resource("hooked", &serde_json::json!({"title": "string"}))
+        .await
+        .unwrap();
+    assert_eq!(db.stats().put, 0);
+    let after = mem.get("s3db.json").await.unwrap().body;
+    assert_eq!(after, before);
+    let catalog: Value = serde_json::from_slice(&after).unwrap();
+    assert_eq!(
+        catalog["resources"]["hooked"]["versions"]["v1"]["hooks"]["beforeInsert"]["count"],
+        2
+    );
+    // A redefinition adds a version and leaves v1, summary included, as it was.
+    db.create_resource(
+        "hooked",
+        &serde_json::json!({"title": "string", "n": "number|optional"}),
+    )
+    .await
+    .unwrap();
+    let catalog: Value = serde_json::from_slice(&mem.get("s3db.json").await.unwrap().body).unwrap();
+    let theirs: Value = serde_json::from_slice(&before).unwrap();
+    assert_eq!(
+        catalog["resources"]["hooked"]["versions"]["v1"],
+        theirs["resources"]["hooked"]["versions"]["v1"]
+    );
+    assert_eq!(catalog["resources"]["hooked"]["currentVersion"], "v2");
+}

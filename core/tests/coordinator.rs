@@ -487,8 +487,9 @@ async fn heartbeat_requests_per_interval() {
         eprintln!("{url}: {hb_a} intervals: leader {da:?}; {hb_b} intervals: follower {db:?}");
         for (hb, took) in [(hb_a, ta2 - ta), (hb_b, tb2 - tb)] {
             let intervals = (took.as_secs_f64() / HEARTBEAT.as_secs_f64()).round() as u64;
+            // A loaded 2-core machine can delay a round by one more interval.
             assert!(
-                hb.abs_diff(intervals) <= 1 && intervals >= 10,
+                hb.abs_diff(intervals) <= 2 && intervals >= 10,
                 "{url}: {hb} heartbeats in {took:?}"
             );
         }

@@ -512,6 +512,26 @@ async fn resource_api_batch_replace_upsert_paranoid_timestamps() {
                 .kind(),
             ErrorKind::PreconditionFailed
         );
+        // update_conditional hands back the new tag: a chain of conditional updates.
+        let (_, etag) = res.get_with_etag("u").await.unwrap();
+        let (rec, etag2) = res
+            .update_conditional("u", json!({"qty": 6}), &etag)
+            .await
+            .unwrap();
+        assert_eq!(rec["qty"], 6);
+        assert_ne!(etag2, etag);
+        assert_eq!(res.get_with_etag("u").await.unwrap().1, etag2);
+        let (rec, _) = res
+            .update_conditional("u", json!({"qty": 7}), &etag2)
+            .await
+            .unwrap();
+        assert_eq!(rec["qty"], 7);
+        let err = res
+            .update_conditional("u", json!({"qty": 8}), &etag2)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PreconditionFailed);
+        assert_eq!(res.get("u").await.unwrap()["qty"], 7);
 
         let deleted = res.delete_many(&["a".into(), "missing".into()]).await;
         assert!(deleted[0].error.is_none());

@@ -103,6 +103,7 @@ pub struct Store {
     stats: Arc<RequestStats>,
     retry: RetryPolicy,
     metadata_limit: usize,
+    catalog_mutex: bool,
 }
 
 impl Store {
@@ -114,6 +115,7 @@ impl Store {
             stats: Arc::new(RequestStats::default()),
             retry: RetryPolicy::default(),
             metadata_limit: conn::DEFAULT_METADATA_LIMIT,
+            catalog_mutex: false,
         }
     }
 
@@ -125,7 +127,21 @@ impl Store {
             Endpoint::File { root } => Arc::new(FileStore::open(root)?),
             Endpoint::S3 { .. } => Arc::new(S3Store::new(&parsed)?),
         };
-        Ok(Store::new(backend, &parsed.prefix).with_metadata_limit(parsed.metadata_limit))
+        let remote = matches!(parsed.endpoint, Endpoint::S3 { .. });
+        Ok(Store::new(backend, &parsed.prefix)
+            .with_metadata_limit(parsed.metadata_limit)
+            .with_catalog_mutex(remote))
+    }
+
+    /// Whether catalog writes also hold s3db.js's catalog mutex object (as s3db.js does on
+    /// remote backends), so an s3db.js writer never overwrites a catalog change of ours.
+    pub fn with_catalog_mutex(mut self, on: bool) -> Self {
+        self.catalog_mutex = on;
+        self
+    }
+
+    pub fn catalog_mutex(&self) -> bool {
+        self.catalog_mutex
     }
 
     pub fn with_metadata_limit(mut self, limit: usize) -> Self {
