@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::awaitable;
 use crate::convert::{
@@ -18,6 +18,9 @@ use crate::coordination::{
     IdGeneratorArg, IdGenerators, Renewal, Token, DEFAULT_CONTENT_TYPE,
 };
 use crate::errors::{engine_error, invalid, redact};
+use crate::plugins::{
+    lock_options as plugin_lock_options, opt, plugin_key, sequence_options, set_options, PluginLock,
+};
 use crate::to_json;
 
 /// `await s3db.connect(url, passphrase=None)`: connects to `memory://`, `file://`, `s3://`
@@ -263,6 +266,14 @@ impl Database {
     /// What healing repaired in `s3db.json` when this handle connected (empty when intact).
     fn healing_log(&self) -> Vec<String> {
         self.db.healing_log()
+    }
+
+    /// s3db.js's PluginStorage of plugin `slug` (no I/O until a method is called).
+    fn plugin_storage(&self, py: Python<'_>, slug: Str) -> PyResult<PluginStorage> {
+        self.db
+            .plugin_storage(&slug.0)
+            .map(|store| PluginStorage { store })
+            .map_err(|e| engine_error(py, &e))
     }
 
     fn __repr__(&self) -> String {
@@ -1059,5 +1070,231 @@ impl CoordinatorEvents {
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let rx = self.rx.clone();
         awaitable(py, async move { Ok(AsyncNext(next_event(rx).await)) })
+    }
+}
+
+/// s3db.js's PluginStorage of one plugin (async API): documents, sequences and locks under
+/// `plugin=<slug>/…` (or `resource=<R>/plugin=<slug>/…`).
+#[pyclass(frozen, module = "s3db")]
+pub struct PluginStorage {
+    pub(crate) store: s3db::PluginStorage,
+}
+
+#[pymethods]
+impl PluginStorage {
+    #[getter]
+    fn slug(&self) -> &str {
+        self.store.slug()
+    }
+
+    /// `plugin=<slug>/<parts…>`, or `resource=<R>/plugin=<slug>/<parts…>` with `resource`.
+    #[pyo3(signature = (*parts, resource = None))]
+    fn key(
+        &self,
+        py: Python<'_>,
+        parts: &Bound<'_, PyTuple>,
+        resource: Option<Str>,
+    ) -> PyResult<String> {
+        plugin_key(py, &self.store, parts, resource)
+    }
+
+    /// s3db.js `getPluginKey(resource, ...parts)`.
+    #[pyo3(signature = (resource, *parts))]
+    fn get_plugin_key(
+        &self,
+        py: Python<'_>,
+        resource: Option<Str>,
+        parts: &Bound<'_, PyTuple>,
+    ) -> PyResult<String> {
+        plugin_key(py, &self.store, parts, resource)
+    }
+
+    /// Stores the dict `data` at `key` (one PUT); returns the new etag. `behavior`:
+    /// `body-overflow` (default), `body-only` or `enforce-limits`; `ttl` in seconds;
+    /// `if_match=etag` / `if_none_match=True` make it conditional (`PreconditionFailedError`).
+    #[pyo3(signature = (key, data, *, behavior = None, ttl = None, content_type = None, if_match = None, if_none_match = Bool(false)))]
+    #[pyo3(
+        text_signature = "($self, key, data, *, behavior=None, ttl=None, content_type=None, if_match=None, if_none_match=False)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn set<'py>(
+        &self,
+        py: Python<'py>,
+        key: Str,
+        data: Object,
+        behavior: Option<Str>,
+        ttl: Option<Seconds>,
+        content_type: Option<Str>,
+        if_match: Option<Str>,
+        if_none_match: Bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = set_options(py, behavior, ttl, content_type, if_match, if_none_match)?;
+        let store = self.store.clone();
+        awaitable(py, async move { store.set(&key.0, &data.0, &opts).await })
+    }
+
+    /// The document at `key`, or None when absent or expired.
+    fn get<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(
+            py,
+            async move { store.get(&key.0).await.map(|o| o.map(Json)) },
+        )
+    }
+
+    /// `(document, etag)` or None; the etag is for `set(..., if_match=etag)`.
+    fn get_with_etag<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move {
+            store
+                .get_with_etag(&key.0)
+                .await
+                .map(|o| o.map(|(v, etag)| (Json(v), etag)))
+        })
+    }
+
+    fn has<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.has(&key.0).await })
+    }
+
+    /// False when there was nothing at `key`.
+    fn delete<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.delete(&key.0).await })
+    }
+
+    /// Full keys under `plugin=<slug>/<prefix>` (resource-scoped ones not included).
+    #[pyo3(signature = (prefix = None))]
+    fn list<'py>(&self, py: Python<'py>, prefix: Option<Str>) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.list(opt(&prefix)).await })
+    }
+
+    #[pyo3(signature = (resource, sub_prefix = None))]
+    fn list_for_resource<'py>(
+        &self,
+        py: Python<'py>,
+        resource: Str,
+        sub_prefix: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move {
+            store.list_for_resource(&resource.0, opt(&sub_prefix)).await
+        })
+    }
+
+    /// Deletes every object of the plugin (of one resource when given); returns how many.
+    #[pyo3(signature = (resource = None))]
+    fn delete_all<'py>(
+        &self,
+        py: Python<'py>,
+        resource: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.delete_all(opt(&resource)).await })
+    }
+
+    #[pyo3(signature = (name, *, resource = None, initial_value = Int64(1), increment = Int64(1)))]
+    #[pyo3(text_signature = "($self, name, *, resource=None, initial_value=1, increment=1)")]
+    fn next_sequence<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        resource: Option<Str>,
+        initial_value: Int64,
+        increment: Int64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        let opts = sequence_options(resource, initial_value, increment);
+        awaitable(py, async move { store.next_sequence(&name.0, &opts).await })
+    }
+
+    /// The value the next `next_sequence` returns; None before the first.
+    #[pyo3(signature = (name, resource = None))]
+    fn get_sequence<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        resource: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move {
+            store.get_sequence(&name.0, opt(&resource)).await
+        })
+    }
+
+    #[pyo3(signature = (name, value, resource = None))]
+    fn reset_sequence<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        value: Int64,
+        resource: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move {
+            store
+                .reset_sequence(&name.0, value.0, opt(&resource))
+                .await
+                .map(|()| NoneValue)
+        })
+    }
+
+    #[pyo3(signature = (name, resource = None))]
+    fn delete_sequence<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        resource: Option<Str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move {
+            store
+                .delete_sequence(&name.0, opt(&resource))
+                .await
+                .map(|()| NoneValue)
+        })
+    }
+
+    /// A `PluginLock`, or None when another holder keeps it past `timeout` seconds.
+    #[pyo3(signature = (name, *, ttl = Seconds(std::time::Duration::from_secs(30)), timeout = Seconds(std::time::Duration::ZERO), worker_id = Str("unknown".into())))]
+    #[pyo3(text_signature = "($self, name, *, ttl=30.0, timeout=0.0, worker_id='unknown')")]
+    fn acquire_lock<'py>(
+        &self,
+        py: Python<'py>,
+        name: Str,
+        ttl: Seconds,
+        timeout: Seconds,
+        worker_id: Str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        let opts = plugin_lock_options(ttl, timeout, worker_id);
+        awaitable(py, async move {
+            store
+                .acquire_lock(&name.0, &opts)
+                .await
+                .map(|l| l.map(|lock| PluginLock { lock }))
+        })
+    }
+
+    /// False when the lock was taken over or is gone.
+    fn release_lock<'py>(
+        &self,
+        py: Python<'py>,
+        lock: Bound<'py, PluginLock>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        let lock = lock.get().lock.clone();
+        awaitable(py, async move { store.release_lock(&lock).await })
+    }
+
+    fn is_locked<'py>(&self, py: Python<'py>, name: Str) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.clone();
+        awaitable(py, async move { store.is_locked(&name.0).await })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<s3db.PluginStorage {:?}>", self.store.slug())
     }
 }

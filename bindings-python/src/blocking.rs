@@ -6,7 +6,7 @@ use pyo3::types::PyDict;
 
 use std::sync::Arc;
 
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple};
 
 use crate::aio::lock_options;
 use crate::block;
@@ -22,6 +22,9 @@ use crate::coordination::{
     IdGeneratorArg, IdGenerators, Renewal, Token, DEFAULT_CONTENT_TYPE,
 };
 use crate::errors::{engine_error, redact};
+use crate::plugins::{
+    lock_options as plugin_lock_options, opt, plugin_key, sequence_options, set_options, PluginLock,
+};
 use crate::to_json;
 
 /// `s3db.connect_sync(url, passphrase=None)`: blocking connect.
@@ -236,6 +239,13 @@ impl SyncDatabase {
 
     fn healing_log(&self) -> Vec<String> {
         self.db.healing_log()
+    }
+
+    fn plugin_storage(&self, py: Python<'_>, slug: Str) -> PyResult<SyncPluginStorage> {
+        self.db
+            .plugin_storage(&slug.0)
+            .map(|store| SyncPluginStorage { store })
+            .map_err(|e| engine_error(py, &e))
     }
 
     fn __repr__(&self) -> String {
@@ -884,5 +894,193 @@ impl SyncCoordinatorEvents {
             })
         })?;
         json_to_py(py, &ev.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// s3db.js's PluginStorage of one plugin (blocking API).
+#[pyclass(frozen, module = "s3db")]
+pub struct SyncPluginStorage {
+    store: s3db::PluginStorage,
+}
+
+#[pymethods]
+impl SyncPluginStorage {
+    #[getter]
+    fn slug(&self) -> &str {
+        self.store.slug()
+    }
+
+    #[pyo3(signature = (*parts, resource = None))]
+    fn key(
+        &self,
+        py: Python<'_>,
+        parts: &Bound<'_, PyTuple>,
+        resource: Option<Str>,
+    ) -> PyResult<String> {
+        plugin_key(py, &self.store, parts, resource)
+    }
+
+    #[pyo3(signature = (resource, *parts))]
+    fn get_plugin_key(
+        &self,
+        py: Python<'_>,
+        resource: Option<Str>,
+        parts: &Bound<'_, PyTuple>,
+    ) -> PyResult<String> {
+        plugin_key(py, &self.store, parts, resource)
+    }
+
+    #[pyo3(signature = (key, data, *, behavior = None, ttl = None, content_type = None, if_match = None, if_none_match = Bool(false)))]
+    #[pyo3(
+        text_signature = "($self, key, data, *, behavior=None, ttl=None, content_type=None, if_match=None, if_none_match=False)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn set(
+        &self,
+        py: Python<'_>,
+        key: Str,
+        data: Object,
+        behavior: Option<Str>,
+        ttl: Option<Seconds>,
+        content_type: Option<Str>,
+        if_match: Option<Str>,
+        if_none_match: Bool,
+    ) -> PyResult<String> {
+        let opts = set_options(py, behavior, ttl, content_type, if_match, if_none_match)?;
+        let store = self.store.clone();
+        block(py, async move { store.set(&key.0, &data.0, &opts).await })
+    }
+
+    fn get<'py>(&self, py: Python<'py>, key: Str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let store = self.store.clone();
+        let v = block(py, async move { store.get(&key.0).await })?;
+        v.map(|v| json_to_py(py, &v)).transpose()
+    }
+
+    fn get_with_etag<'py>(
+        &self,
+        py: Python<'py>,
+        key: Str,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, String)>> {
+        let store = self.store.clone();
+        let v = block(py, async move { store.get_with_etag(&key.0).await })?;
+        v.map(|(v, etag)| Ok((json_to_py(py, &v)?, etag)))
+            .transpose()
+    }
+
+    fn has(&self, py: Python<'_>, key: Str) -> PyResult<bool> {
+        let store = self.store.clone();
+        block(py, async move { store.has(&key.0).await })
+    }
+
+    fn delete(&self, py: Python<'_>, key: Str) -> PyResult<bool> {
+        let store = self.store.clone();
+        block(py, async move { store.delete(&key.0).await })
+    }
+
+    #[pyo3(signature = (prefix = None))]
+    fn list(&self, py: Python<'_>, prefix: Option<Str>) -> PyResult<Vec<String>> {
+        let store = self.store.clone();
+        block(py, async move { store.list(opt(&prefix)).await })
+    }
+
+    #[pyo3(signature = (resource, sub_prefix = None))]
+    fn list_for_resource(
+        &self,
+        py: Python<'_>,
+        resource: Str,
+        sub_prefix: Option<Str>,
+    ) -> PyResult<Vec<String>> {
+        let store = self.store.clone();
+        block(py, async move {
+            store.list_for_resource(&resource.0, opt(&sub_prefix)).await
+        })
+    }
+
+    #[pyo3(signature = (resource = None))]
+    fn delete_all(&self, py: Python<'_>, resource: Option<Str>) -> PyResult<u64> {
+        let store = self.store.clone();
+        block(py, async move { store.delete_all(opt(&resource)).await })
+    }
+
+    #[pyo3(signature = (name, *, resource = None, initial_value = Int64(1), increment = Int64(1)))]
+    #[pyo3(text_signature = "($self, name, *, resource=None, initial_value=1, increment=1)")]
+    fn next_sequence(
+        &self,
+        py: Python<'_>,
+        name: Str,
+        resource: Option<Str>,
+        initial_value: Int64,
+        increment: Int64,
+    ) -> PyResult<i64> {
+        let store = self.store.clone();
+        let opts = sequence_options(resource, initial_value, increment);
+        block(py, async move { store.next_sequence(&name.0, &opts).await })
+    }
+
+    #[pyo3(signature = (name, resource = None))]
+    fn get_sequence(
+        &self,
+        py: Python<'_>,
+        name: Str,
+        resource: Option<Str>,
+    ) -> PyResult<Option<i64>> {
+        let store = self.store.clone();
+        block(py, async move {
+            store.get_sequence(&name.0, opt(&resource)).await
+        })
+    }
+
+    #[pyo3(signature = (name, value, resource = None))]
+    fn reset_sequence(
+        &self,
+        py: Python<'_>,
+        name: Str,
+        value: Int64,
+        resource: Option<Str>,
+    ) -> PyResult<()> {
+        let store = self.store.clone();
+        block(py, async move {
+            store.reset_sequence(&name.0, value.0, opt(&resource)).await
+        })
+    }
+
+    #[pyo3(signature = (name, resource = None))]
+    fn delete_sequence(&self, py: Python<'_>, name: Str, resource: Option<Str>) -> PyResult<()> {
+        let store = self.store.clone();
+        block(py, async move {
+            store.delete_sequence(&name.0, opt(&resource)).await
+        })
+    }
+
+    #[pyo3(signature = (name, *, ttl = Seconds(std::time::Duration::from_secs(30)), timeout = Seconds(std::time::Duration::ZERO), worker_id = Str("unknown".into())))]
+    #[pyo3(text_signature = "($self, name, *, ttl=30.0, timeout=0.0, worker_id='unknown')")]
+    fn acquire_lock(
+        &self,
+        py: Python<'_>,
+        name: Str,
+        ttl: Seconds,
+        timeout: Seconds,
+        worker_id: Str,
+    ) -> PyResult<Option<PluginLock>> {
+        let store = self.store.clone();
+        let opts = plugin_lock_options(ttl, timeout, worker_id);
+        let lock = block(py, async move { store.acquire_lock(&name.0, &opts).await })?;
+        Ok(lock.map(|lock| PluginLock { lock }))
+    }
+
+    fn release_lock(&self, py: Python<'_>, lock: Bound<'_, PluginLock>) -> PyResult<bool> {
+        let store = self.store.clone();
+        let lock = lock.get().lock.clone();
+        block(py, async move { store.release_lock(&lock).await })
+    }
+
+    fn is_locked(&self, py: Python<'_>, name: Str) -> PyResult<bool> {
+        let store = self.store.clone();
+        block(py, async move { store.is_locked(&name.0).await })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<s3db.SyncPluginStorage {:?}>", self.store.slug())
     }
 }

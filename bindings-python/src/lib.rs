@@ -9,6 +9,7 @@ mod blocking;
 mod convert;
 mod coordination;
 mod errors;
+mod plugins;
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -99,6 +100,8 @@ fn _s3db(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aio::State>()?;
     m.add_class::<aio::Coordinator>()?;
     m.add_class::<aio::CoordinatorEvents>()?;
+    m.add_class::<aio::PluginStorage>()?;
+    m.add_class::<plugins::PluginLock>()?;
     m.add_class::<blocking::SyncDatabase>()?;
     m.add_class::<blocking::SyncResource>()?;
     m.add_class::<blocking::SyncLock>()?;
@@ -106,5 +109,6 @@ fn _s3db(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<blocking::SyncState>()?;
     m.add_class::<blocking::SyncCoordinator>()?;
     m.add_class::<blocking::SyncCoordinatorEvents>()?;
+    m.add_class::<blocking::SyncPluginStorage>()?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 """Type-checked by test_typing.py (``mypy --strict``): the public API as a user writes it."""
 
 import asyncio
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import s3db
 
@@ -102,7 +102,33 @@ async def use_coordination(db: s3db.Database) -> int:
     id_seq: Optional[s3db.Sequence] = orders.id_sequence()
     del locked, lost, ttl, version, fenced, names, v, entry, cas, keys, kind, leader, workers
     del metrics, token, is_leader, healed, data, content_type, id_seq
-    return hits
+    return hits + await use_plugin_storage(db)
+
+
+async def use_plugin_storage(db: s3db.Database) -> int:
+    ps: s3db.PluginStorage = db.plugin_storage("my-plugin")
+    key: str = ps.key("cache", "abc.json", resource="users")
+    key = ps.get_plugin_key(None, "config")
+    etag: str = await ps.set(key, {"a": 1}, behavior="body-only", ttl=60, if_none_match=True)
+    await ps.set(key, {"a": 2}, if_match=etag, content_type="application/json")
+    doc: Optional[Dict[str, Any]] = await ps.get(key)
+    pair: Optional[Tuple[Dict[str, Any], str]] = await ps.get_with_etag(key)
+    found: bool = await ps.has(key) and await ps.delete(key)
+    keys: List[str] = await ps.list() + await ps.list_for_resource("users", "cache")
+    n: int = await ps.next_sequence("counter", resource="users", initial_value=100, increment=2)
+    cur: Optional[int] = await ps.get_sequence("counter", "users")
+    await ps.reset_sequence("counter", 5)
+    await ps.delete_sequence("counter")
+    lock: Optional[s3db.PluginLock] = await ps.acquire_lock("job", ttl=30, worker_id="w")
+    if lock is not None:
+        expires: int = lock.expires_at
+        released: bool = await ps.release_lock(lock)
+        print(lock.name, lock.key, lock.token, lock.worker_id, lock.etag, expires, released)
+    locked: bool = await ps.is_locked("job")
+    removed: int = await ps.delete_all("users")
+    slug: str = ps.slug
+    del doc, pair, found, keys, cur, locked, slug
+    return n + removed
 
 
 async def use_data_model(db: s3db.Database) -> int:
@@ -204,6 +230,14 @@ def use_sync(url: str) -> int:
     ev: Optional[s3db.CoordinatorEvent] = events.wait(timeout=1.0)
     coord.stop()
     blob: bytes = users.content(rec["id"])[0] if users.exists(rec["id"]) else b""
+    ps: s3db.SyncPluginStorage = db.plugin_storage("p")
+    petag: str = ps.set(ps.key("k"), {"a": 1}, ttl=1.5)
+    pgot: Optional[Tuple[Dict[str, Any], str]] = ps.get_with_etag(ps.key("k"))
+    plock: Optional[s3db.PluginLock] = ps.acquire_lock("job", timeout=0.5)
+    if plock is not None and ps.is_locked("job"):
+        ps.release_lock(plock)
+    seq_n: int = ps.next_sequence("n") + ps.delete_all()
+    del petag, pgot, seq_n
     del entry, ev, blob
     return users.count() + seq.next() + token + by_name + removed + state.counter("c")
 

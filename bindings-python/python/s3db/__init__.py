@@ -20,6 +20,8 @@ Async API (asyncio)::
     await state.increment("visits")
     coordinator = db.coordinator("workers", heartbeat_interval=5.0)
     await coordinator.start()                              # events: coordinator.events()
+    storage = db.plugin_storage("my-plugin")               # s3db.js PluginStorage
+    await storage.set(storage.key("config"), {"a": 1}, ttl=60)
 
 Blocking twin (same method names, values returned directly; the GIL is released)::
 
@@ -70,6 +72,8 @@ from ._s3db import (
     Database,
     Lock,
     LockContext,
+    PluginLock,
+    PluginStorage,
     Resource,
     Sequence,
     State,
@@ -77,6 +81,7 @@ from ._s3db import (
     SyncCoordinatorEvents,
     SyncDatabase,
     SyncLock,
+    SyncPluginStorage,
     SyncResource,
     SyncSequence,
     SyncState,
@@ -104,6 +109,9 @@ __all__ = [
     "SyncState",
     "SyncCoordinator",
     "SyncCoordinatorEvents",
+    "PluginStorage",
+    "SyncPluginStorage",
+    "PluginLock",
     "S3dbError",
     "NotFoundError",
     "AlreadyExistsError",

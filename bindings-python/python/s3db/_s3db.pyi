@@ -8,7 +8,7 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence as _Seq
 from types import TracebackType
-from typing import Any, Optional, Union, final
+from typing import Any, Literal, Optional, Union, final
 
 from ._types import (
     BatchItem,
@@ -35,6 +35,8 @@ _OnLost = Callable[[str], object]
 _Content = Union[bytes, bytearray, memoryview]
 #: An attribute rule: ``"string|optional"`` or ``{"type": "number", "optional": True}``.
 _Rule = Union[str, Mapping[str, Any]]
+#: PluginStorage behaviors: where ``set`` puts the fields.
+_PluginBehavior = Literal["body-overflow", "body-only", "enforce-limits"]
 
 __all__ = [
     "__version__",
@@ -55,6 +57,9 @@ __all__ = [
     "SyncState",
     "SyncCoordinator",
     "SyncCoordinatorEvents",
+    "PluginStorage",
+    "SyncPluginStorage",
+    "PluginLock",
 ]
 
 __version__: str
@@ -151,6 +156,8 @@ class Database:
     def healing_log(self) -> list[str]:
         """What healing repaired in ``s3db.json`` when this handle connected (empty when
         the catalog was intact)."""
+    def plugin_storage(self, slug: str) -> PluginStorage:
+        """s3db.js's PluginStorage of plugin ``slug`` (no request until a method is called)."""
 
 @final
 class Resource:
@@ -423,6 +430,7 @@ class SyncDatabase:
         pod: Optional[str] = None,
     ) -> SyncCoordinator: ...
     def healing_log(self) -> list[str]: ...
+    def plugin_storage(self, slug: str) -> SyncPluginStorage: ...
 
 @final
 class SyncResource:
@@ -560,3 +568,129 @@ class SyncCoordinatorEvents:
     def __next__(self) -> CoordinatorEvent: ...
     def wait(self, timeout: Optional[float] = None) -> Optional[CoordinatorEvent]:
         """The next event, or None when none comes within ``timeout`` seconds."""
+
+@final
+class PluginLock:
+    """A held plugin lock (s3db.js's ``LockHandle``), from ``acquire_lock``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def expires_at(self) -> int:
+        """Milliseconds since the epoch."""
+    @property
+    def etag(self) -> str: ...
+
+@final
+class PluginStorage:
+    """s3db.js's PluginStorage of one plugin (asyncio API): JSON documents, sequences and
+    locks under ``plugin=<slug>/…`` (or ``resource=<R>/plugin=<slug>/…``)."""
+
+    @property
+    def slug(self) -> str: ...
+    def key(self, *parts: str, resource: Optional[str] = None) -> str:
+        """``plugin=<slug>/<parts…>``, or ``resource=<R>/plugin=<slug>/<parts…>``."""
+    def get_plugin_key(self, resource: Optional[str], *parts: str) -> str:
+        """s3db.js ``getPluginKey(resource, ...parts)``."""
+    def set(
+        self,
+        key: str,
+        data: Mapping[str, Any],
+        *,
+        behavior: Optional[_PluginBehavior] = None,
+        ttl: Optional[float] = None,
+        content_type: Optional[str] = None,
+        if_match: Optional[str] = None,
+        if_none_match: bool = False,
+    ) -> asyncio.Future[str]:
+        """Stores ``data`` (one PUT); returns the etag. ``ttl`` in seconds; ``if_match`` /
+        ``if_none_match`` make it conditional (``PreconditionFailedError``)."""
+    def get(self, key: str) -> asyncio.Future[Optional[dict[str, Any]]]:
+        """None when absent or expired (an expired document is deleted)."""
+    def get_with_etag(self, key: str) -> asyncio.Future[Optional[tuple[dict[str, Any], str]]]: ...
+    def has(self, key: str) -> asyncio.Future[bool]: ...
+    def delete(self, key: str) -> asyncio.Future[bool]:
+        """False when there was nothing at ``key``."""
+    def list(self, prefix: Optional[str] = None) -> asyncio.Future[builtins.list[str]]:
+        """Full keys under ``plugin=<slug>/<prefix>`` (not the resource-scoped ones)."""
+    def list_for_resource(
+        self, resource: str, sub_prefix: Optional[str] = None
+    ) -> asyncio.Future[builtins.list[str]]: ...
+    def delete_all(self, resource: Optional[str] = None) -> asyncio.Future[int]:
+        """Deletes every object of the plugin (of one resource when given); how many."""
+    def next_sequence(
+        self,
+        name: str,
+        *,
+        resource: Optional[str] = None,
+        initial_value: int = 1,
+        increment: int = 1,
+    ) -> asyncio.Future[int]: ...
+    def get_sequence(
+        self, name: str, resource: Optional[str] = None
+    ) -> asyncio.Future[Optional[int]]:
+        """The value the next ``next_sequence`` returns; None before the first."""
+    def reset_sequence(
+        self, name: str, value: int, resource: Optional[str] = None
+    ) -> asyncio.Future[None]: ...
+    def delete_sequence(
+        self, name: str, resource: Optional[str] = None
+    ) -> asyncio.Future[None]: ...
+    def acquire_lock(
+        self, name: str, *, ttl: float = 30.0, timeout: float = 0.0, worker_id: str = "unknown"
+    ) -> asyncio.Future[Optional[PluginLock]]:
+        """None when another holder keeps it past ``timeout`` seconds."""
+    def release_lock(self, lock: PluginLock) -> asyncio.Future[bool]:
+        """False when the lock was taken over or is gone."""
+    def is_locked(self, name: str) -> asyncio.Future[bool]: ...
+
+@final
+class SyncPluginStorage:
+    """s3db.js's PluginStorage of one plugin (blocking API)."""
+
+    @property
+    def slug(self) -> str: ...
+    def key(self, *parts: str, resource: Optional[str] = None) -> str: ...
+    def get_plugin_key(self, resource: Optional[str], *parts: str) -> str: ...
+    def set(
+        self,
+        key: str,
+        data: Mapping[str, Any],
+        *,
+        behavior: Optional[_PluginBehavior] = None,
+        ttl: Optional[float] = None,
+        content_type: Optional[str] = None,
+        if_match: Optional[str] = None,
+        if_none_match: bool = False,
+    ) -> str: ...
+    def get(self, key: str) -> Optional[dict[str, Any]]: ...
+    def get_with_etag(self, key: str) -> Optional[tuple[dict[str, Any], str]]: ...
+    def has(self, key: str) -> bool: ...
+    def delete(self, key: str) -> bool: ...
+    def list(self, prefix: Optional[str] = None) -> builtins.list[str]: ...
+    def list_for_resource(
+        self, resource: str, sub_prefix: Optional[str] = None
+    ) -> builtins.list[str]: ...
+    def delete_all(self, resource: Optional[str] = None) -> int: ...
+    def next_sequence(
+        self,
+        name: str,
+        *,
+        resource: Optional[str] = None,
+        initial_value: int = 1,
+        increment: int = 1,
+    ) -> int: ...
+    def get_sequence(self, name: str, resource: Optional[str] = None) -> Optional[int]: ...
+    def reset_sequence(self, name: str, value: int, resource: Optional[str] = None) -> None: ...
+    def delete_sequence(self, name: str, resource: Optional[str] = None) -> None: ...
+    def acquire_lock(
+        self, name: str, *, ttl: float = 30.0, timeout: float = 0.0, worker_id: str = "unknown"
+    ) -> Optional[PluginLock]: ...
+    def release_lock(self, lock: PluginLock) -> bool: ...
+    def is_locked(self, name: str) -> bool: ...
