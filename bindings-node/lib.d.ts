@@ -66,7 +66,36 @@ export interface ResourceOptions {
    * `{type: 'incremental', …}`, or an id size), or a function applied by this binding (not
    * stored: pass it again when redefining the resource in another process). */
   idGenerator?: IdGenerator
+  /** s3db.js hooks: functions run around operations, in order; each gets the previous one's
+   * result. The catalog keeps a summary (name and arity). */
+  hooks?: Hooks
 }
+
+/** The events s3db.js runs hooks for. */
+export type HookEvent =
+  | 'beforeInsert' | 'afterInsert' | 'beforeUpdate' | 'afterUpdate'
+  | 'beforeDelete' | 'afterDelete' | 'beforeGet' | 'afterGet'
+  | 'beforeList' | 'afterList' | 'beforeQuery' | 'afterQuery'
+  | 'beforePatch' | 'afterPatch' | 'beforeReplace' | 'afterReplace'
+  | 'beforeExists' | 'afterExists' | 'beforeCount' | 'afterCount'
+  | 'beforeGetMany' | 'afterGetMany' | 'beforeDeleteMany' | 'afterDeleteMany'
+
+/** Gets a record (a list for `afterList`/`afterQuery`/`afterGetMany`, a context object for
+ * `beforeGet`, `beforeCount`, …) and returns the changed value, or nothing to keep it.
+ * Throwing aborts the operation; the caller gets the thrown error. */
+export type HookFunction = (value: any) => unknown | Promise<unknown>
+
+export type Hooks = { [E in HookEvent]?: HookFunction | HookFunction[] }
+
+/** What `updateConditional` resolves to (s3db.js's shape). */
+export type UpdateConditionalResult =
+  | { success: true; data: StoredRecord; etag: string }
+  | {
+      success: false
+      error: string
+      code: 'PRECONDITION_FAILED' | 'NOT_FOUND' | 'VALIDATION'
+      validationErrors?: ValidationIssue[]
+    }
 
 /** s3db.js `idGenerator` as an object. */
 export interface IncrementalIdGenerator {
@@ -443,6 +472,15 @@ export declare class Resource {
   update(id: string, changes: RecordChanges): Promise<StoredRecord>
   /** `update`, only if the record still has version `etag`; else PRECONDITION_FAILED. */
   updateIf(id: string, changes: RecordChanges, etag: string): Promise<StoredRecord>
+  /** s3db.js `updateConditional`: applied only if the record still has version `ifMatch`;
+   * a changed, missing or invalid record resolves `{success: false, …}`. */
+  updateConditional(
+    id: string,
+    changes: RecordChanges,
+    options: { ifMatch: string }
+  ): Promise<UpdateConditionalResult>
+  /** s3db.js `addHook`: runs for every handle of this resource in this process. */
+  addHook(event: HookEvent, fn: HookFunction): true
   /** Replaces the whole record; it must exist (NOT_FOUND otherwise). */
   replace(id: string, data: NewRecord): Promise<StoredRecord>
   /** Inserts, or merges into the record with the same id. */

@@ -121,9 +121,62 @@ function scrubValue(value, secrets) {
   return value
 }
 
+// Errors thrown by hook functions, by ticket: the engine sees only their message, and the
+// caller gets the original error back.
+const hookErrors = new Map()
+let lastTicket = 0
+const TICKET = /\u27e6hook (\d+)\u27e7/
+
+function ticketFor(err) {
+  const ticket = ++lastTicket
+  hookErrors.set(ticket, err)
+  if (hookErrors.size > 1000) hookErrors.delete(hookErrors.keys().next().value)
+  const message = err instanceof Error ? err.message : String(err)
+  return new Error(`\u27e6hook ${ticket}\u27e7 ${message}`)
+}
+
+/** The function the engine calls for every hook: `fns` maps resource names to functions. */
+function hookDispatcher(fns) {
+  return async ({ resource, index, value }) => {
+    const fn = fns.get(resource)?.[index]
+    if (typeof fn !== 'function') throw ticketFor(new Error(`hook ${index} of ${resource} is gone`))
+    try {
+      const out = await fn(value)
+      return out === undefined ? value : out
+    } catch (e) {
+      throw ticketFor(e)
+    }
+  }
+}
+
+/** `{event: fn | [fn, …]}` → descriptors for the engine and the functions, in order. */
+function hookSpecs(hooks) {
+  if (hooks === null || typeof hooks !== 'object' || Array.isArray(hooks)) {
+    throw invalidArgument('hooks must be an object of {event: [function, …]}')
+  }
+  const specs = []
+  const fns = []
+  for (const [event, list] of Object.entries(hooks)) {
+    for (const fn of Array.isArray(list) ? list : [list]) {
+      if (typeof fn !== 'function') {
+        throw invalidArgument(`hooks.${event} must hold functions, got ${fn === null ? 'null' : typeof fn}`)
+      }
+      specs.push({ event, name: fn.name || undefined, length: fn.length, index: fns.length })
+      fns.push(fn)
+    }
+  }
+  return { specs, fns }
+}
+
 /** Converts whatever the native side threw into an S3dbError subclass. */
 function convert(err, secrets) {
   if (err instanceof S3dbError) return err
+  const ticket = err instanceof Error && TICKET.exec(err.message)
+  if (ticket && hookErrors.has(Number(ticket[1]))) {
+    const original = hookErrors.get(Number(ticket[1]))
+    hookErrors.delete(Number(ticket[1]))
+    return original
+  }
   if (!(err instanceof Error)) {
     return new errorClasses.INVALID_ARGUMENT(scrub(err, secrets))
   }
@@ -225,13 +278,15 @@ class Resource {
   #native
   #secrets
   #idGenerator
-  constructor(nativeResource, secrets, idGenerator) {
+  #registerHook
+  constructor(nativeResource, secrets, idGenerator, registerHook) {
     if (!(nativeResource instanceof native.NativeResource)) {
       throw invalidArgument('Resource handles come from a Database')
     }
     this.#native = nativeResource
     this.#secrets = secrets
     this.#idGenerator = typeof idGenerator === 'function' ? idGenerator : undefined
+    this.#registerHook = registerHook
     this.name = nativeResource.name
     Object.freeze(this)
   }
@@ -310,6 +365,39 @@ class Resource {
     return this.#call('update', id, changes)
   }
   /** `update`, applied only if the record still has version tag `etag`. */
+  /** s3db.js `resource.addHook(event, fn)`: `fn(value)` returns the changed value (or
+   * nothing: unchanged); throwing aborts the operation with that error. */
+  addHook(event, fn) {
+    if (typeof fn !== 'function') throw invalidArgument('addHook needs a function')
+    if (!this.#registerHook) throw invalidArgument('this resource handle takes no hooks')
+    const index = this.#registerHook(fn)
+    try {
+      this.#native.addHook({ event, name: fn.name || undefined, length: fn.length, index })
+    } catch (e) {
+      throw convert(e, this.#secrets)
+    }
+    return true
+  }
+  /** s3db.js `updateConditional(id, changes, {ifMatch})`: `{success: true, data, etag}`, or
+   * `{success: false, error, code}` when the record changed, is missing or is invalid. */
+  async updateConditional(id, changes, options) {
+    const ifMatch = options?.ifMatch
+    if (typeof ifMatch !== 'string' || ifMatch === '') {
+      throw invalidArgument('updateConditional needs {ifMatch: etag}')
+    }
+    try {
+      const { record, etag } = await this.#native.updateConditional(id, changes, ifMatch)
+      return { success: true, data: record, etag }
+    } catch (e) {
+      const err = convert(e, this.#secrets)
+      if (['PRECONDITION_FAILED', 'NOT_FOUND', 'VALIDATION'].includes(err.code)) {
+        const out = { success: false, error: err.message, code: err.code }
+        if (err.details !== undefined) out.validationErrors = err.details
+        return out
+      }
+      throw err
+    }
+  }
   updateIf(id, changes, etag) {
     return this.#call('updateIf', id, changes, etag)
   }
@@ -723,6 +811,8 @@ class Database {
   #secrets
   /** JS id generator functions by resource name (they are not stored in the catalog). */
   #idGenerators = new Map()
+  /** JS hook functions by resource name; the engine calls them by index. */
+  #hookFns = new Map()
   /** Use `await Database.connect(url)`. */
   constructor(nativeDatabase, secrets) {
     if (!(nativeDatabase instanceof native.NativeDatabase)) {
@@ -730,6 +820,7 @@ class Database {
     }
     this.#native = nativeDatabase
     this.#secrets = secrets
+    nativeDatabase.setHookDispatcher(hookDispatcher(this.#hookFns))
     this.holderId = nativeDatabase.holderId
     Object.freeze(this)
   }
@@ -775,15 +866,43 @@ class Database {
     const opts = optionsArg('resource options', options)
     const idGenerator = typeof opts.idGenerator === 'function' ? opts.idGenerator : undefined
     if (idGenerator) delete opts.idGenerator
-    const nativeResource = await this.#call('createResource', opts)
+    let hooks
+    if (opts.hooks !== undefined) {
+      hooks = hookSpecs(opts.hooks)
+      opts.hooks = hooks.specs
+    }
+    // The engine replaces the resource's hooks when new ones are given.
+    const previous = this.#hookFns.get(opts.name)
+    if (hooks?.fns.length) this.#hookFns.set(opts.name, hooks.fns)
+    let nativeResource
+    try {
+      nativeResource = await this.#call('createResource', opts)
+    } catch (e) {
+      if (hooks?.fns.length) {
+        if (previous === undefined) this.#hookFns.delete(opts.name)
+        else this.#hookFns.set(opts.name, previous)
+      }
+      throw e
+    }
     if (idGenerator) this.#idGenerators.set(nativeResource.name, idGenerator)
     else this.#idGenerators.delete(nativeResource.name)
-    return new Resource(nativeResource, this.#secrets, idGenerator)
+    return this.#wrap(nativeResource, idGenerator)
   }
 
   async resource(name) {
     const nativeResource = await this.#call('resource', name)
-    return new Resource(nativeResource, this.#secrets, this.#idGenerators.get(nativeResource.name))
+    return this.#wrap(nativeResource, this.#idGenerators.get(nativeResource.name))
+  }
+
+  #wrap(nativeResource, idGenerator) {
+    const name = nativeResource.name
+    const register = (fn) => {
+      const fns = this.#hookFns.get(name) ?? []
+      fns.push(fn)
+      this.#hookFns.set(name, fns)
+      return fns.length - 1
+    }
+    return new Resource(nativeResource, this.#secrets, idGenerator, register)
   }
 
   listResources() {

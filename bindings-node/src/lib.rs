@@ -110,6 +110,49 @@ pub struct ResourceOptions {
     /// s3db.js `idGenerator`: an id size, `"incremental[:…]"` or `{type: "incremental", …}`
     /// (a JS function is applied by the JS layer and never reaches this side).
     pub id_generator: Option<Value>,
+    /// The resource's hooks; the JS layer keeps the functions and passes descriptors.
+    pub hooks: Option<Vec<HookSpec>>,
+}
+
+/// One JS hook function, kept by the JS layer at `index` in its list for the resource.
+#[napi(object)]
+pub struct HookSpec {
+    pub event: String,
+    /// The function's name (`null` when anonymous), for the catalog summary.
+    pub name: Option<String>,
+    /// The function's arity (`fn.length`).
+    pub length: u32,
+    pub index: u32,
+}
+
+/// What the JS hook dispatcher gets: which function, and the value to pass it.
+#[napi(object)]
+pub struct HookCall {
+    pub resource: String,
+    pub index: u32,
+    pub value: Value,
+}
+
+/// `({resource, index, value}) => Promise<value>`, weak: it never keeps the process alive.
+type HookDispatcher = ThreadsafeFunction<HookCall, Promise<Value>, HookCall, Status, false, true>;
+
+fn js_hook(dispatch: Arc<HookDispatcher>, resource: &str, spec: &HookSpec) -> s3db::Hook {
+    let resource = resource.to_string();
+    let index = spec.index;
+    let name = spec.name.clone().filter(|n| !n.is_empty());
+    s3db::Hook::new(name, spec.length, move |value| {
+        let dispatch = dispatch.clone();
+        let call = HookCall {
+            resource: resource.clone(),
+            index,
+            value,
+        };
+        Box::pin(async move {
+            let failed = |e: Error| s3db::Error::validation(e.reason.clone());
+            let promise = dispatch.call_async(call).await.map_err(failed)?;
+            promise.await.map_err(failed)
+        })
+    })
 }
 
 impl ResourceOptions {
@@ -272,6 +315,7 @@ fn lock_options(o: Option<LockOptions>) -> Result<s3db::LockOptions> {
 #[napi(js_name = "NativeDatabase")]
 pub struct Database {
     inner: s3db::Database,
+    hooks: Arc<std::sync::Mutex<Option<Arc<HookDispatcher>>>>,
 }
 
 #[napi]
@@ -285,25 +329,52 @@ impl Database {
         let inner = s3db::Database::connect_with(&url, options)
             .await
             .map_err(to_js)?;
-        Ok(Database { inner })
+        Ok(Database {
+            inner,
+            hooks: Default::default(),
+        })
+    }
+
+    /// The JS function every hook of this database's resources goes through.
+    #[napi]
+    pub fn set_hook_dispatcher(&self, dispatch: HookDispatcher) {
+        *self.hooks.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(dispatch));
+    }
+
+    fn wrap(&self, inner: s3db::Resource) -> Resource {
+        let hooks = self.hooks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Resource { inner, hooks }
     }
 
     /// Defines (or redefines) a resource with s3db.js's `createResource` options.
     #[napi]
-    pub async fn create_resource(&self, options: ResourceOptions) -> Result<Resource> {
+    pub async fn create_resource(&self, mut options: ResourceOptions) -> Result<Resource> {
+        let specs = options.hooks.take().unwrap_or_default();
         let (name, config) = options.into_config()?;
+        if !specs.is_empty() {
+            let dispatch = self
+                .hooks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .ok_or_else(|| invalid("this database has no hook dispatcher"))?;
+            for spec in &specs {
+                let hook = js_hook(dispatch.clone(), &name, spec);
+                config.hooks.add(&spec.event, hook).map_err(to_js)?;
+            }
+        }
         let inner = self
             .inner
             .create_resource_with(&name, config)
             .await
             .map_err(to_js)?;
-        Ok(Resource { inner })
+        Ok(self.wrap(inner))
     }
 
     #[napi]
     pub async fn resource(&self, name: String) -> Result<Resource> {
         let inner = self.inner.resource(&name).await.map_err(to_js)?;
-        Ok(Resource { inner })
+        Ok(self.wrap(inner))
     }
 
     #[napi]
@@ -441,6 +512,7 @@ impl Database {
 #[napi(js_name = "NativeResource")]
 pub struct Resource {
     inner: s3db::Resource,
+    hooks: Option<Arc<HookDispatcher>>,
 }
 
 #[napi]
@@ -504,6 +576,34 @@ impl Resource {
     #[napi]
     pub async fn get_with_etag(&self, id: String) -> Result<RecordWithEtag> {
         let (record, etag) = self.inner.get_with_etag(&id).await.map_err(to_js)?;
+        Ok(RecordWithEtag { record, etag })
+    }
+
+    /// Registers the JS hook at `index` of the JS layer's list for this resource.
+    #[napi]
+    pub fn add_hook(&self, spec: HookSpec) -> Result<()> {
+        let dispatch = self
+            .hooks
+            .clone()
+            .ok_or_else(|| invalid("this database has no hook dispatcher"))?;
+        let hook = js_hook(dispatch, self.inner.name(), &spec);
+        self.inner.add_hook(&spec.event, hook).map_err(to_js)
+    }
+
+    /// s3db.js `updateConditional`: the updated record and its new etag.
+    #[napi]
+    pub async fn update_conditional(
+        &self,
+        id: String,
+        changes: Value,
+        if_match: String,
+    ) -> Result<RecordWithEtag> {
+        let changes = plain_object("changes", changes)?;
+        let (record, etag) = self
+            .inner
+            .update_conditional(&id, changes, &if_match)
+            .await
+            .map_err(to_js)?;
         Ok(RecordWithEtag { record, etag })
     }
 

@@ -221,6 +221,25 @@ async function main(url: string): Promise<void> {
   const missingIds: string[] = many.missing
   const tagged: RecordWithEtag = await people.getWithEtag('a')
   const ifMatch: StoredRecord = await people.updateIf('a', { name: 'Bo' }, tagged.etag)
+  const cond = await people.updateConditional('a', { name: 'Cy' }, { ifMatch: tagged.etag })
+  if (cond.success) {
+    const next: string = cond.etag
+    void [next, cond.data.id]
+  } else {
+    const why: 'PRECONDITION_FAILED' | 'NOT_FOUND' | 'VALIDATION' = cond.code
+    void why
+  }
+  const hooked = await db.createResource({
+    name: 'hooked',
+    attributes: { title: 'string' },
+    hooks: { beforeInsert: [(d: { title: string }) => ({ ...d, title: d.title.trim() })], afterGet: async (r) => r },
+  })
+  const added: true = hooked.addHook('afterInsert', (r) => r)
+  void added
+  // @ts-expect-error no such hook event
+  hooked.addHook('beforeSave', (r: unknown) => r)
+  // @ts-expect-error updateConditional needs {ifMatch}
+  await people.updateConditional('a', { name: 'Cy' }, tagged.etag)
   const replaced: StoredRecord = await people.replace('a', { name: 'Cy', tags: ['x'], address: { city: 'Rio' }, token: 't' })
   const upserted: StoredRecord = await people.upsert({ id: 'a', name: 'Di' })
   const patched: StoredRecord = await people.patch('a', { 'address.city': 'Lima' })

@@ -1065,19 +1065,23 @@ impl Resource {
 
     /// Every record (a GET per id, several at a time). Records deleted meanwhile are skipped.
     pub async fn list(&self) -> Result<Vec<Value>> {
-        if self.hooks.has("beforeList") {
-            self.hooks.notify("beforeList", json!({})).await?;
-        }
-        let records = self.list_in(None).await?;
-        self.after_many("afterList", records).await
+        self.list_in(None).await
     }
 
     pub async fn list_in(
         &self,
         partition: Option<(&str, &Map<String, Value>)>,
     ) -> Result<Vec<Value>> {
+        if self.hooks.has("beforeList") {
+            let context = match partition {
+                Some((p, values)) => json!({"partition": p, "partitionValues": values}),
+                None => json!({}),
+            };
+            self.hooks.notify("beforeList", context).await?;
+        }
         let ids = self.list_ids_in(partition).await?;
-        self.fetch_all(ids, true).await
+        let records = self.fetch_all(ids, true).await?;
+        self.after_many("afterList", records).await
     }
 
     /// The records of `ids` that exist, through the read hooks if `hooked`.
@@ -1100,19 +1104,27 @@ impl Resource {
     }
 
     pub async fn count(&self) -> Result<u64> {
+        self.count_in(None).await
+    }
+
+    pub async fn count_in(&self, partition: Option<(&str, &Map<String, Value>)>) -> Result<u64> {
+        let context = match partition {
+            Some((p, values)) => json!({"partition": p, "partitionValues": values}),
+            None => json!({}),
+        };
         if self.hooks.has("beforeCount") {
-            self.hooks.notify("beforeCount", json!({})).await?;
+            self.hooks.notify("beforeCount", context.clone()).await?;
         }
-        let count = self.count_in(None).await?;
+        let count = self.count_unhooked(partition).await?;
         if self.hooks.has("afterCount") {
-            self.hooks
-                .notify("afterCount", json!({"count": count}))
-                .await?;
+            let mut context = context;
+            context["count"] = json!(count);
+            self.hooks.notify("afterCount", context).await?;
         }
         Ok(count)
     }
 
-    pub async fn count_in(&self, partition: Option<(&str, &Map<String, Value>)>) -> Result<u64> {
+    async fn count_unhooked(&self, partition: Option<(&str, &Map<String, Value>)>) -> Result<u64> {
         let prefix = self.list_prefix(partition)?;
         let mut total = 0u64;
         let mut token: Option<String> = None;
