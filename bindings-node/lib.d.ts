@@ -449,6 +449,8 @@ export declare class Database {
   fencedGet(name: string): Promise<Fenced | null>
   /** The distributed state of `namespace` (no I/O). */
   state(namespace: string): State
+  /** s3db.js `PluginStorage` of plugin `slug` (no I/O); a slug with `/` or `..` is refused. */
+  pluginStorage(slug: string): PluginStorage
   /** A worker of the leader election of `namespace` (no I/O until `start()`). */
   coordinator(namespace: string, options?: CoordinatorOptions): Coordinator
   /** What catalog healing repaired when this handle connected: one line per repair. */
@@ -479,6 +481,13 @@ export declare class Resource {
     changes: RecordChanges,
     options: { ifMatch: string }
   ): Promise<UpdateConditionalResult>
+  /** s3db.js `addPluginAttribute`: a plugin-owned attribute stored under a `p…` key (a new
+   * catalog version; none when it is already there). Resolves `{attribute: key}`. */
+  addPluginAttribute(name: string, definition: string | AttributeObject, pluginName: string): Promise<Record<string, string>>
+  /** Removes a plugin's attribute; its key is burned (records that carry it still read). */
+  removePluginAttribute(name: string, pluginName: string): Promise<boolean>
+  /** `{attribute: key}` of the plugin-owned attributes. */
+  readonly pluginMap: Record<string, string>
   /** s3db.js `addHook`: runs for every handle of this resource in this process. */
   addHook(event: HookEvent, fn: HookFunction): true
   /** Replaces the whole record; it must exist (NOT_FOUND otherwise). */
@@ -546,6 +555,60 @@ export declare class Sequence {
 }
 
 /** Distributed state of one namespace. */
+/** `PluginStorage.set` options (s3db.js). */
+export interface PluginSetOptions {
+  /** Where fields go: metadata up to 2 KB then the body (default), the body only, or metadata
+   * only with an error past the limit. */
+  behavior?: 'body-overflow' | 'body-only' | 'enforce-limits'
+  /** Seconds until the document expires (a read then deletes it and returns null). */
+  ttl?: number
+  contentType?: string
+  /** Write only over this version. */
+  ifMatch?: string
+  /** Write only if the key is absent. */
+  ifNoneMatch?: boolean
+}
+
+/** A plugin lock (s3db.js `PluginStorage.acquireLock`). */
+export interface PluginLockHandle {
+  name: string
+  key: string
+  token: string
+  workerId: string
+  /** Epoch milliseconds. */
+  expiresAt: number
+  etag: string
+}
+
+/** s3db.js `PluginStorage`: a plugin's documents under `plugin=<slug>/…` (and
+ * `resource=<R>/plugin=<slug>/…`), sequences and locks, in s3db.js's format. */
+export declare class PluginStorage {
+  private constructor()
+  readonly slug: string
+  getPluginKey(resourceName: string | null, ...parts: string[]): string
+  /** Resolves the new version. */
+  set(key: string, data: Record<string, unknown>, options?: PluginSetOptions): Promise<string>
+  setIfNotExists(key: string, data: Record<string, unknown>, options?: PluginSetOptions): Promise<string | null>
+  setIfVersion(key: string, data: Record<string, unknown>, version: string, options?: PluginSetOptions): Promise<string | null>
+  get(key: string): Promise<Record<string, unknown> | null>
+  getWithVersion(key: string): Promise<{ data: Record<string, unknown> | null; version: string | null }>
+  has(key: string): Promise<boolean>
+  /** False when there was nothing to delete. */
+  delete(key: string): Promise<boolean>
+  list(prefix?: string): Promise<string[]>
+  listForResource(resourceName: string, subPrefix?: string): Promise<string[]>
+  deleteAll(resourceName?: string | null): Promise<number>
+  nextSequence(name: string, options?: { resourceName?: string | null; initialValue?: number; increment?: number }): Promise<number>
+  getSequence(name: string, options?: { resourceName?: string | null }): Promise<number | null>
+  resetSequence(name: string, value: number, options?: { resourceName?: string | null }): Promise<true>
+  deleteSequence(name: string, options?: { resourceName?: string | null }): Promise<void>
+  /** `ttl` in seconds (default 30), `timeout` in milliseconds (default 0: try once), as
+   * s3db.js; null when someone else holds the lock. */
+  acquireLock(name: string, options?: { ttl?: number; timeout?: number; workerId?: string }): Promise<PluginLockHandle | null>
+  releaseLock(lock: PluginLockHandle): Promise<boolean>
+  isLocked(name: string): Promise<boolean>
+}
+
 export declare class State {
   private constructor()
   readonly namespace: string

@@ -365,6 +365,19 @@ class Resource {
     return this.#call('update', id, changes)
   }
   /** `update`, applied only if the record still has version tag `etag`. */
+  /** s3db.js `addPluginAttribute(name, definition, pluginName)`: a plugin-owned attribute
+   * stored under a `p…` key; resolves the plugin map (`{attribute: key}`). */
+  addPluginAttribute(name, definition, pluginName) {
+    return this.#call('addPluginAttribute', name, definition, pluginName)
+  }
+  /** Removes a plugin's attribute (its key is burned); false if it was not there. */
+  removePluginAttribute(name, pluginName) {
+    return this.#call('removePluginAttribute', name, pluginName)
+  }
+  /** `{attribute: key}` of the plugin-owned attributes. */
+  get pluginMap() {
+    return this.#native.pluginMap
+  }
   /** s3db.js `resource.addHook(event, fn)`: `fn(value)` returns the changed value (or
    * nothing: unchanged); throwing aborts the operation with that error. */
   addHook(event, fn) {
@@ -577,6 +590,120 @@ class Sequence {
 const NOT_THROWN = Symbol('not thrown')
 
 /** Distributed state of one namespace: JSON values with versions, CAS, counters, expiry. */
+/** `{resourceName}` of the sequence options, for the native side. */
+function resourceOf(options, what) {
+  const o = optionsArg(what, options) ?? {}
+  return o.resourceName ?? undefined
+}
+
+/** s3db.js `PluginStorage`: a plugin's documents under `plugin=<slug>/…`. */
+class PluginStorage {
+  #native
+  #secrets
+  constructor(nativeStorage, secrets) {
+    if (!(nativeStorage instanceof native.NativePluginStorage)) {
+      throw invalidArgument('PluginStorage handles come from a Database')
+    }
+    this.#native = nativeStorage
+    this.#secrets = secrets
+    this.slug = nativeStorage.slug
+    Object.freeze(this)
+  }
+
+  async #call(method, ...args) {
+    try {
+      return await this.#native[method](...args)
+    } catch (e) {
+      throw convert(e, this.#secrets)
+    }
+  }
+
+  /** `plugin=<slug>/<parts…>`, or `resource=<R>/plugin=<slug>/<parts…>`. */
+  getPluginKey(resourceName, ...parts) {
+    try {
+      return this.#native.key(resourceName ?? undefined, parts)
+    } catch (e) {
+      throw convert(e, this.#secrets)
+    }
+  }
+  /** Stores the object `data`; options `{behavior, ttl (seconds), contentType, ifMatch,
+   * ifNoneMatch}`. Returns the new version. */
+  set(key, data, options) {
+    return this.#call('set', key, data, optionsArg('set options', options))
+  }
+  /** s3db.js `setIfNotExists`: the new version, or null when the key exists. */
+  async setIfNotExists(key, data, options) {
+    return this.#conditional(key, data, { ...optionsArg('set options', options), ifNoneMatch: true })
+  }
+  /** s3db.js `setIfVersion`: the new version, or null when the document changed. */
+  async setIfVersion(key, data, version, options) {
+    return this.#conditional(key, data, { ...optionsArg('set options', options), ifMatch: version })
+  }
+  async #conditional(key, data, options) {
+    try {
+      return await this.#call('set', key, data, options)
+    } catch (e) {
+      if (e.code === 'PRECONDITION_FAILED') return null
+      throw e
+    }
+  }
+  /** The document, or null (also once expired: it is then deleted). */
+  async get(key) {
+    return (await this.#call('get', key)) ?? null
+  }
+  /** s3db.js `getWithVersion`: `{data, version}`, both null when absent. */
+  async getWithVersion(key) {
+    return (await this.#call('getWithVersion', key)) ?? { data: null, version: null }
+  }
+  has(key) {
+    return this.#call('has', key)
+  }
+  /** False when there was nothing to delete. */
+  delete(key) {
+    return this.#call('delete', key)
+  }
+  /** Keys under `plugin=<slug>/<prefix>`. */
+  list(prefix) {
+    return this.#call('list', prefix ?? undefined)
+  }
+  listForResource(resourceName, subPrefix) {
+    return this.#call('listForResource', resourceName, subPrefix ?? undefined)
+  }
+  /** Deletes the plugin's documents (only `resourceName`'s, if given); resolves the count. */
+  deleteAll(resourceName) {
+    return this.#call('deleteAll', resourceName ?? undefined)
+  }
+  /** `{resourceName, initialValue, increment}`: the next value of the plugin's sequence. */
+  nextSequence(name, options) {
+    const o = optionsArg('sequence options', options) ?? {}
+    return this.#call('nextSequence', name, o.resourceName ?? undefined, o.initialValue, o.increment)
+  }
+  /** The value the next `nextSequence` returns, or null. */
+  async getSequence(name, options) {
+    return (await this.#call('getSequence', name, resourceOf(options, 'sequence options'))) ?? null
+  }
+  async resetSequence(name, value, options) {
+    await this.#call('resetSequence', name, value, resourceOf(options, 'sequence options'))
+    return true
+  }
+  deleteSequence(name, options) {
+    return this.#call('deleteSequence', name, resourceOf(options, 'sequence options'))
+  }
+  /** `{ttl (seconds, default 30), timeout (milliseconds, default 0), workerId}` as s3db.js;
+   * resolves `{name, key, token, workerId, expiresAt, etag}`, or null when held. */
+  async acquireLock(name, options) {
+    const o = optionsArg('lock options', options) ?? {}
+    return (await this.#call('acquireLock', name, o.ttl, o.timeout, o.workerId)) ?? null
+  }
+  /** False when the lock was no longer held by this handle. */
+  releaseLock(lock) {
+    return this.#call('releaseLock', lock)
+  }
+  isLocked(name) {
+    return this.#call('isLocked', name)
+  }
+}
+
 class State {
   #native
   #secrets
@@ -1008,6 +1135,11 @@ class Database {
     return this.#call('listSequences')
   }
 
+  /** s3db.js `PluginStorage` of plugin `slug` (no I/O). */
+  pluginStorage(slug) {
+    return new PluginStorage(this.#sync('pluginStorage', slug), this.#secrets)
+  }
+
   /** The distributed state of `namespace` (no I/O). */
   state(namespace) {
     return new State(this.#sync('state', namespace), this.#secrets)
@@ -1034,6 +1166,7 @@ module.exports = {
   Sequence,
   State,
   Coordinator,
+  PluginStorage,
   S3dbError,
   NotFoundError: errorClasses.NOT_FOUND,
   AlreadyExistsError: errorClasses.ALREADY_EXISTS,

@@ -10,6 +10,7 @@ export const {
   Sequence,
   State,
   Coordinator,
+  PluginStorage,
   S3dbError,
   NotFoundError,
   AlreadyExistsError,

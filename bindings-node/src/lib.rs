@@ -476,6 +476,13 @@ impl Database {
         Ok(f.map(Fenced::from))
     }
 
+    /// s3db.js `PluginStorage` of plugin `slug` (no I/O).
+    #[napi]
+    pub fn plugin_storage(&self, slug: String) -> Result<PluginStorage> {
+        let inner = self.inner.plugin_storage(&slug).map_err(to_js)?;
+        Ok(PluginStorage { inner })
+    }
+
     /// The distributed state of `namespace` (no I/O).
     #[napi]
     pub fn state(&self, namespace: String) -> Result<State> {
@@ -577,6 +584,41 @@ impl Resource {
     pub async fn get_with_etag(&self, id: String) -> Result<RecordWithEtag> {
         let (record, etag) = self.inner.get_with_etag(&id).await.map_err(to_js)?;
         Ok(RecordWithEtag { record, etag })
+    }
+
+    /// s3db.js `addPluginAttribute(name, definition, pluginName)`: the plugin map after it.
+    #[napi]
+    pub async fn add_plugin_attribute(
+        &self,
+        name: String,
+        definition: Value,
+        plugin_name: String,
+    ) -> Result<Value> {
+        if !(definition.is_string() || definition.is_object()) {
+            return Err(invalid(format!(
+                "a plugin attribute definition is a rule string or an object, got {}",
+                s3db::schema::type_name(&definition)
+            )));
+        }
+        self.inner
+            .add_plugin_attribute(&name, &definition, &plugin_name)
+            .await
+            .map(Value::Object)
+            .map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn remove_plugin_attribute(&self, name: String, plugin_name: String) -> Result<bool> {
+        self.inner
+            .remove_plugin_attribute(&name, &plugin_name)
+            .await
+            .map_err(to_js)
+    }
+
+    /// Plugin-owned attributes and their metadata keys.
+    #[napi(getter)]
+    pub fn plugin_map(&self) -> Value {
+        Value::Object(self.inner.plugin_map())
     }
 
     /// Registers the JS hook at `index` of the JS layer's list for this resource.
@@ -1311,5 +1353,254 @@ impl Coordinator {
                 _ = &mut notified => continue,
             }
         }
+    }
+}
+
+/// `set` options (s3db.js `PluginStorage.set`).
+#[napi(object)]
+pub struct PluginSetOptions {
+    /// `body-overflow` (default), `body-only` or `enforce-limits`.
+    pub behavior: Option<String>,
+    /// Seconds until the document expires.
+    pub ttl: Option<f64>,
+    pub content_type: Option<String>,
+    /// Write only over this version (etag).
+    pub if_match: Option<String>,
+    /// Write only if the key is absent.
+    pub if_none_match: Option<bool>,
+}
+
+#[napi(object)]
+pub struct PluginDocument {
+    pub data: Value,
+    pub version: String,
+}
+
+/// A plugin lock as s3db.js's PluginStorage hands it out.
+#[napi(object)]
+pub struct PluginLockHandle {
+    pub name: String,
+    pub key: String,
+    pub token: String,
+    pub worker_id: String,
+    /// Epoch milliseconds.
+    pub expires_at: f64,
+    pub etag: String,
+}
+
+impl From<s3db::PluginLock> for PluginLockHandle {
+    fn from(l: s3db::PluginLock) -> Self {
+        PluginLockHandle {
+            name: l.name,
+            key: l.key,
+            token: l.token,
+            worker_id: l.worker_id,
+            expires_at: l.expires_at as f64,
+            etag: l.etag,
+        }
+    }
+}
+
+#[napi(js_name = "NativePluginStorage")]
+pub struct PluginStorage {
+    inner: s3db::PluginStorage,
+}
+
+#[napi]
+impl PluginStorage {
+    #[napi(getter)]
+    pub fn slug(&self) -> String {
+        self.inner.slug().to_string()
+    }
+
+    /// s3db.js `getPluginKey(resourceName, ...parts)`.
+    #[napi]
+    pub fn key(&self, resource: Option<String>, parts: Vec<String>) -> Result<String> {
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        self.inner.key(resource.as_deref(), &parts).map_err(to_js)
+    }
+
+    /// Stores `data` (an object); returns the new version.
+    #[napi]
+    pub async fn set(
+        &self,
+        key: String,
+        data: Value,
+        options: Option<PluginSetOptions>,
+    ) -> Result<String> {
+        let data = plain_object("data", data)?;
+        let mut opts = s3db::SetOptions::default();
+        if let Some(o) = options {
+            if let Some(b) = o.behavior {
+                opts.behavior = s3db::PluginBehavior::parse(&b).map_err(to_js)?;
+            }
+            opts.ttl = o.ttl.map(|t| seconds("ttl", t)).transpose()?;
+            opts.content_type = o.content_type;
+            opts.condition = match (o.if_match, o.if_none_match.unwrap_or(false)) {
+                (Some(_), true) => {
+                    return Err(invalid("ifMatch and ifNoneMatch exclude each other"))
+                }
+                (Some(etag), false) => s3db::storage::WriteCondition::IfMatch(etag),
+                (None, true) => s3db::storage::WriteCondition::IfNoneMatch,
+                (None, false) => s3db::storage::WriteCondition::None,
+            };
+        }
+        self.inner.set(&key, &data, &opts).await.map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn get(&self, key: String) -> Result<Option<Value>> {
+        self.inner.get(&key).await.map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn get_with_version(&self, key: String) -> Result<Option<PluginDocument>> {
+        let doc = self.inner.get_with_etag(&key).await.map_err(to_js)?;
+        Ok(doc.map(|(data, version)| PluginDocument { data, version }))
+    }
+
+    #[napi]
+    pub async fn has(&self, key: String) -> Result<bool> {
+        self.inner.has(&key).await.map_err(to_js)
+    }
+
+    /// False when there was nothing to delete.
+    #[napi]
+    pub async fn delete(&self, key: String) -> Result<bool> {
+        self.inner.delete(&key).await.map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn list(&self, prefix: Option<String>) -> Result<Vec<String>> {
+        self.inner.list(prefix.as_deref()).await.map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn list_for_resource(
+        &self,
+        resource: String,
+        sub_prefix: Option<String>,
+    ) -> Result<Vec<String>> {
+        self.inner
+            .list_for_resource(&resource, sub_prefix.as_deref())
+            .await
+            .map_err(to_js)
+    }
+
+    /// Deletes the plugin's documents (of one resource, if given); returns how many.
+    #[napi]
+    pub async fn delete_all(&self, resource: Option<String>) -> Result<i64> {
+        let n = self
+            .inner
+            .delete_all(resource.as_deref())
+            .await
+            .map_err(to_js)?;
+        Ok(n as i64)
+    }
+
+    #[napi]
+    pub async fn next_sequence(
+        &self,
+        name: String,
+        resource: Option<String>,
+        initial_value: Option<f64>,
+        increment: Option<f64>,
+    ) -> Result<i64> {
+        let options = s3db::PluginSequenceOptions {
+            resource,
+            initial_value: initial_value
+                .map(|v| integer("initialValue", v))
+                .transpose()?
+                .unwrap_or(1),
+            increment: increment
+                .map(|v| integer("increment", v))
+                .transpose()?
+                .unwrap_or(1),
+        };
+        self.inner
+            .next_sequence(&name, &options)
+            .await
+            .map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn get_sequence(
+        &self,
+        name: String,
+        resource: Option<String>,
+    ) -> Result<Option<i64>> {
+        self.inner
+            .get_sequence(&name, resource.as_deref())
+            .await
+            .map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn reset_sequence(
+        &self,
+        name: String,
+        value: f64,
+        resource: Option<String>,
+    ) -> Result<()> {
+        let value = integer("value", value)?;
+        self.inner
+            .reset_sequence(&name, value, resource.as_deref())
+            .await
+            .map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn delete_sequence(&self, name: String, resource: Option<String>) -> Result<()> {
+        self.inner
+            .delete_sequence(&name, resource.as_deref())
+            .await
+            .map_err(to_js)
+    }
+
+    /// s3db.js `acquireLock(name, {ttl, timeout, workerId})`: `ttl` in seconds, `timeout` in
+    /// milliseconds (as s3db.js); `null` when someone else holds it.
+    #[napi]
+    pub async fn acquire_lock(
+        &self,
+        name: String,
+        ttl: Option<f64>,
+        timeout_ms: Option<f64>,
+        worker_id: Option<String>,
+    ) -> Result<Option<PluginLockHandle>> {
+        let mut options = s3db::PluginLockOptions::default();
+        if let Some(t) = ttl {
+            options.ttl = seconds("ttl", t)?;
+        }
+        if let Some(ms) = timeout_ms {
+            options.timeout = seconds("timeout", ms / 1000.0)?;
+        }
+        if let Some(w) = worker_id {
+            options.worker_id = w;
+        }
+        let lock = self
+            .inner
+            .acquire_lock(&name, &options)
+            .await
+            .map_err(to_js)?;
+        Ok(lock.map(PluginLockHandle::from))
+    }
+
+    /// False when the lock was no longer this handle's.
+    #[napi]
+    pub async fn release_lock(&self, lock: PluginLockHandle) -> Result<bool> {
+        let lock = s3db::PluginLock {
+            name: lock.name,
+            key: lock.key,
+            token: lock.token,
+            worker_id: lock.worker_id,
+            expires_at: lock.expires_at as i64,
+            etag: lock.etag,
+        };
+        self.inner.release_lock(&lock).await.map_err(to_js)
+    }
+
+    #[napi]
+    pub async fn is_locked(&self, name: String) -> Result<bool> {
+        self.inner.is_locked(&name).await.map_err(to_js)
     }
 }

@@ -236,6 +236,22 @@ async function main(url: string): Promise<void> {
   })
   const added: true = hooked.addHook('afterInsert', (r) => r)
   void added
+  const pmap: Record<string, string> = await hooked.addPluginAttribute('audit', 'string|optional', 'auditor')
+  const removed2: boolean = await hooked.removePluginAttribute('audit', 'auditor')
+  const keys: Record<string, string> = hooked.pluginMap
+  const ps = db.pluginStorage('my-plugin')
+  const version: string = await ps.set(ps.getPluginKey(null, 'config'), { a: 1 }, { behavior: 'body-only', ttl: 60 })
+  const maybeVersion: string | null = await ps.setIfVersion('plugin=my-plugin/config', { a: 2 }, version)
+  const doc: Record<string, unknown> | null = await ps.get('plugin=my-plugin/config')
+  const seqValue: number = await ps.nextSequence('n', { resourceName: 'users', initialValue: 10 })
+  const plock = await ps.acquireLock('job', { ttl: 30, timeout: 500, workerId: 'w' })
+  if (plock) {
+    const released: boolean = await ps.releaseLock(plock)
+    void released
+  }
+  void [pmap, removed2, keys, maybeVersion, doc, seqValue]
+  // @ts-expect-error no such plugin storage behavior
+  await ps.set('k', { a: 1 }, { behavior: 'overflow' })
   // @ts-expect-error no such hook event
   hooked.addHook('beforeSave', (r: unknown) => r)
   // @ts-expect-error updateConditional needs {ifMatch}
