@@ -126,6 +126,12 @@ typedef struct s3db_database_t s3db_database_t;
 typedef struct s3db_lock_t s3db_lock_t;
 
 /**
+ * A plugin's documents, sequences and locks under `plugin=<slug>/…` (`s3db_plugin_storage`).
+ * Free with `s3db_plugin_storage_free`.
+ */
+typedef struct s3db_plugin_storage_t s3db_plugin_storage_t;
+
+/**
  * A resource (a collection of records). Free with `s3db_resource_free`.
  */
 typedef struct s3db_resource_t s3db_resource_t;
@@ -212,6 +218,16 @@ typedef char *(*s3db_update_fn)(void *user_data, const char *current_json);
  * the call.
  */
 typedef void (*s3db_event_callback)(void *user_data, const char *event_json);
+
+/**
+ * A resource hook (`s3db_resource_add_hook`): gets the value as JSON text (a record; a JSON
+ * array for afterList/afterQuery/afterGetMany; a context object for beforeGet, beforeCount, …),
+ * valid only during the call, and returns the value to go on with as JSON text in memory from
+ * `malloc` (the library frees it with `free`), or NULL to abort the operation
+ * (`S3DB_ERR_VALIDATION`, nothing written). It runs on the thread driving the operation (a
+ * runtime thread for `_async` calls) and may call s3db functions.
+ */
+typedef char *(*s3db_hook_fn)(void *user_data, const char *value_json);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1018,6 +1034,166 @@ int s3db_content(const struct s3db_resource_t *res,
  * ignored.
  */
 void s3db_bytes_free(uint8_t *bytes, size_t len);
+
+/**
+ * Adds a hook (s3db.js `addHook`) for `event` (`beforeInsert`, `afterInsert`, … — the 24
+ * events of s3db.js; another name is `S3DB_ERR_INVALID_ARGUMENT`). Hooks of one event run in
+ * the order added, each getting the previous one's result, for every handle of the resource
+ * of this database. `name` (may be NULL) is what the catalog summary shows. `user_data` must
+ * stay valid as long as the database is used.
+ */
+int s3db_resource_add_hook(const struct s3db_resource_t *res,
+                           const char *event,
+                           const char *name,
+                           s3db_hook_fn func,
+                           void *user_data);
+
+/**
+ * s3db.js `updateConditional`: `s3db_update` applied only if the record still has version
+ * tag `if_match`; `out_json` (may be NULL) receives `{"record":{…},"etag":"…"}`, the etag being
+ * the one to pass next. A stale tag is `S3DB_ERR_PRECONDITION_FAILED`, nothing written.
+ */
+int s3db_update_conditional(const struct s3db_resource_t *res,
+                            const char *id,
+                            const char *json,
+                            const char *if_match,
+                            char **out_json);
+
+/**
+ * s3db.js `addPluginAttribute(name, definition, pluginName)`: an attribute owned by `plugin`,
+ * stored under a `p…` key. `definition_json` is a rule as JSON (`"\"string|optional\""`) or an
+ * object (`{"type":"number"}`). Persists a new catalog version (none when the attribute is
+ * already there alike). `out_json` (may be NULL) receives the plugin map `{"attr":"key"}`.
+ */
+int s3db_resource_add_plugin_attribute(const struct s3db_resource_t *res,
+                                       const char *name,
+                                       const char *definition_json,
+                                       const char *plugin,
+                                       char **out_json);
+
+/**
+ * Removes `plugin`'s attribute `name` (a new catalog version; its key is burned, records that
+ * carry it still read). `*removed` (may be NULL) is false when there was no such attribute.
+ */
+int s3db_resource_remove_plugin_attribute(const struct s3db_resource_t *res,
+                                          const char *name,
+                                          const char *plugin,
+                                          bool *removed);
+
+/**
+ * The plugin-owned attributes and their keys, as JSON `{"attr":"key"}`.
+ */
+int s3db_resource_plugin_map(const struct s3db_resource_t *res, char **out_json);
+
+/**
+ * The PluginStorage of plugin `slug` (no I/O). A slug with `/` or `..` is
+ * `S3DB_ERR_INVALID_ARGUMENT`.
+ */
+int s3db_plugin_storage(const struct s3db_database_t *db,
+                        const char *slug,
+                        struct s3db_plugin_storage_t **out_storage);
+
+/**
+ * Frees a PluginStorage handle. NULL is ignored.
+ */
+void s3db_plugin_storage_free(struct s3db_plugin_storage_t *storage);
+
+/**
+ * s3db.js `getPluginKey(resourceName, ...parts)`: `plugin=<slug>/<parts>` or, with a
+ * `resource` (may be NULL), `resource=<R>/plugin=<slug>/<parts>`. `parts_json` is a JSON
+ * array of strings.
+ */
+int s3db_plugin_storage_key(const struct s3db_plugin_storage_t *storage,
+                            const char *resource,
+                            const char *parts_json,
+                            char **out_key);
+
+/**
+ * Stores `data_json` (a JSON object) at `key`. `options_json` (may be NULL):
+ * `{"behavior":"body-overflow"|"body-only"|"enforce-limits","ttl_ms":…,"content_type":"…",
+ * "if_match":"etag","if_none_match":true}`. `out_etag` (may be NULL) receives the new version;
+ * a failed condition is `S3DB_ERR_PRECONDITION_FAILED`.
+ */
+int s3db_plugin_storage_set(const struct s3db_plugin_storage_t *storage,
+                            const char *key,
+                            const char *data_json,
+                            const char *options_json,
+                            char **out_etag);
+
+/**
+ * The document at `key` as JSON, or `null` when absent or expired (an expired one is deleted).
+ */
+int s3db_plugin_storage_get(const struct s3db_plugin_storage_t *storage,
+                            const char *key,
+                            char **out_json);
+
+/**
+ * Whether a live document is at `key`.
+ */
+int s3db_plugin_storage_has(const struct s3db_plugin_storage_t *storage,
+                            const char *key,
+                            bool *out);
+
+/**
+ * Deletes the document at `key`; `*deleted` (may be NULL) is false when there was none.
+ */
+int s3db_plugin_storage_delete(const struct s3db_plugin_storage_t *storage,
+                               const char *key,
+                               bool *deleted);
+
+/**
+ * The keys under `plugin=<slug>/<prefix>` (`prefix` may be NULL), as a JSON array; with a
+ * `resource`, those under `resource=<R>/plugin=<slug>/<prefix>`.
+ */
+int s3db_plugin_storage_list(const struct s3db_plugin_storage_t *storage,
+                             const char *resource,
+                             const char *prefix,
+                             char **out_json);
+
+/**
+ * Deletes the plugin's documents (only `resource`'s when not NULL); `*deleted` (may be NULL)
+ * receives how many.
+ */
+int s3db_plugin_storage_delete_all(const struct s3db_plugin_storage_t *storage,
+                                   const char *resource,
+                                   uint64_t *deleted);
+
+/**
+ * The next value of the plugin's sequence `name`. `options_json` (may be NULL):
+ * `{"resource":"users","initial_value":1,"increment":1}`.
+ */
+int s3db_plugin_storage_next_sequence(const struct s3db_plugin_storage_t *storage,
+                                      const char *name,
+                                      const char *options_json,
+                                      int64_t *out);
+
+/**
+ * The value the next `s3db_plugin_storage_next_sequence` returns, as JSON (a number, or
+ * `null` when the sequence does not exist). `resource` may be NULL.
+ */
+int s3db_plugin_storage_get_sequence(const struct s3db_plugin_storage_t *storage,
+                                     const char *name,
+                                     const char *resource,
+                                     char **out_json);
+
+/**
+ * Takes the plugin lock `name` (`plugin=<slug>/locks/<name>`, s3db.js's format).
+ * `options_json` (may be NULL): `{"ttl_ms":30000,"timeout_ms":0,"worker_id":"…"}`. `out_json`
+ * receives the lock `{"name","key","token","worker_id","expires_at","etag"}`, or `null` when
+ * someone else holds it; pass it to `s3db_plugin_storage_release_lock`.
+ */
+int s3db_plugin_storage_acquire_lock(const struct s3db_plugin_storage_t *storage,
+                                     const char *name,
+                                     const char *options_json,
+                                     char **out_json);
+
+/**
+ * Releases a lock from `s3db_plugin_storage_acquire_lock` (its JSON); `*released` (may be
+ * NULL) is false when it was no longer held by that acquisition.
+ */
+int s3db_plugin_storage_release_lock(const struct s3db_plugin_storage_t *storage,
+                                     const char *lock_json,
+                                     bool *released);
 
 #ifdef __cplusplus
 }  // extern "C"

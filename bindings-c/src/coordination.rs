@@ -22,7 +22,7 @@ use super::*;
 
 /// The C library's `free`, for the strings an `s3db_update_fn` returns.
 /// cbindgen:ignore
-mod libc {
+pub(crate) mod libc {
     extern "C" {
         pub fn free(p: *mut std::ffi::c_void);
     }

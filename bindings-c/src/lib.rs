@@ -1657,6 +1657,7 @@ pub unsafe extern "C" fn s3db_sequence_reset(seq: *const s3db_sequence_t, value:
 }
 
 mod coordination;
+mod plugins;
 
 #[cfg(test)]
 mod tests {

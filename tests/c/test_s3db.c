@@ -2144,6 +2144,226 @@ static void test_content(s3db_database_t *db) {
   s3db_resource_free(res);
 }
 
+/* Plugin-owned attributes (s3db.js addPluginAttribute): keys, storage, a fresh connection. */
+static void test_plugin_attributes(const char *url, s3db_database_t *db) {
+  const char *behaviors[] = {"body-overflow", "body-only"};
+  char big[2600];
+  memset(big, 'x', 2500);
+  big[2500] = '\0';
+  for (int b = 0; b < 2; b++) {
+    char name[64], opts[256], rec[3000], *out = NULL;
+    snprintf(name, sizeof name, "pa_%d", b);
+    snprintf(opts, sizeof opts,
+             "{\"attributes\":{\"title\":\"string\",\"body\":\"string|optional\"},\"behavior\":\"%s\"}",
+             behaviors[b]);
+    s3db_resource_t *res = NULL;
+    EXPECT_OK(s3db_create_resource_with(db, name, opts, &res));
+    if (res == NULL) return;
+    EXPECT_OK(s3db_resource_add_plugin_attribute(res, "auditedBy", "\"string|optional\"", "audit", &out));
+    EXPECT_STR(out, "{\"auditedBy\":\"pkdv\"}");
+    s3db_string_free(out);
+    EXPECT_OK(s3db_resource_add_plugin_attribute(res, "score", "{\"type\":\"number\",\"optional\":true}",
+                                                 "ranker", NULL));
+    EXPECT_OK(s3db_resource_plugin_map(res, &out));
+    EXPECT_STR(out, "{\"auditedBy\":\"pkdv\",\"score\":\"p4sy\"}");
+    s3db_string_free(out);
+    /* the same call again writes nothing */
+    EXPECT_OK(s3db_reset_stats(db));
+    EXPECT_OK(s3db_resource_add_plugin_attribute(res, "score", "{\"type\":\"number\",\"optional\":true}",
+                                                 "ranker", NULL));
+    EXPECT_REQUESTS(db, 0, 0, 0, 0, 0, 0);
+    snprintf(rec, sizeof rec, "{\"id\":\"big\",\"title\":\"T\",\"body\":\"%s\",\"auditedBy\":\"bob\",\"score\":8}", big);
+    EXPECT_OK(s3db_insert(res, rec, NULL));
+    EXPECT_OK(s3db_insert(res, "{\"id\":\"small\",\"title\":\"T\",\"auditedBy\":\"alice\",\"score\":7.5}", NULL));
+
+    s3db_database_t *fresh = NULL;
+    s3db_resource_t *again = NULL;
+    EXPECT_OK(s3db_connect(url, &fresh));
+    EXPECT_OK(s3db_resource(fresh, name, &again));
+    EXPECT_OK(s3db_get(again, "small", &out));
+    EXPECT_STR(out, "{\"id\":\"small\",\"title\":\"T\",\"auditedBy\":\"alice\",\"score\":7.5}");
+    s3db_string_free(out);
+    EXPECT_OK(s3db_get(again, "big", &out));
+    EXPECT_CONTAINS(out, "\"auditedBy\":\"bob\",\"score\":8}");
+    s3db_string_free(out);
+    s3db_resource_free(again);
+    s3db_database_free(fresh);
+
+    EXPECT_STATUS(S3DB_ERR_CONFLICT, s3db_resource_add_plugin_attribute(res, "title", "\"string\"", "p", NULL));
+    EXPECT_STATUS(S3DB_ERR_CONFLICT, s3db_resource_add_plugin_attribute(res, "score", "\"number\"", "other", NULL));
+    EXPECT_STATUS(S3DB_ERR_VALIDATION,
+                  s3db_resource_add_plugin_attribute(res, "bad", "\"strng|optional\"", "p", NULL));
+    EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_resource_add_plugin_attribute(res, "x", "42", "p", NULL));
+    EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_resource_add_plugin_attribute(res, NULL, "\"string\"", "p", NULL));
+    EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                  s3db_resource_add_plugin_attribute(res, "x", "\"string\"", "\xff\xfe", NULL));
+    bool removed = false;
+    EXPECT_OK(s3db_resource_remove_plugin_attribute(res, "score", "ranker", &removed));
+    CHECK(removed);
+    EXPECT_OK(s3db_resource_remove_plugin_attribute(res, "score", "ranker", &removed));
+    CHECK(!removed);
+    s3db_resource_free(res);
+  }
+}
+
+static int hook_calls;
+
+/* beforeInsert: derives "slug" from "title" (a tiny JSON edit: appends a field). */
+static char *slug_hook(void *user_data, const char *value_json) {
+  (void)user_data;
+  hook_calls++;
+  if (strstr(value_json, "\"title\":\"bad\"")) return NULL;
+  size_t n = strlen(value_json);
+  char *out = malloc(n + 32);
+  memcpy(out, value_json, n - 1);
+  strcpy(out + n - 1, ",\"slug\":\"derived\"}");
+  return out;
+}
+
+static char *garbage_hook(void *user_data, const char *value_json) {
+  (void)user_data, (void)value_json;
+  char *out = malloc(8);
+  strcpy(out, "{nope");
+  return out;
+}
+
+static void test_hooks(s3db_database_t *db) {
+  s3db_resource_t *res = NULL;
+  char *out = NULL;
+  EXPECT_OK(s3db_create_resource(db, "hooked", "{\"title\":\"string\",\"slug\":\"string|optional\"}", &res));
+  if (res == NULL) return;
+  EXPECT_OK(s3db_resource_add_hook(res, "beforeInsert", "slug_hook", slug_hook, NULL));
+  hook_calls = 0;
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"h1\",\"title\":\"x\"}", &out));
+  EXPECT_CONTAINS(out, "\"slug\":\"derived\"");
+  s3db_string_free(out);
+  CHECK(hook_calls == 1);
+  EXPECT_OK(s3db_get(res, "h1", &out));
+  EXPECT_CONTAINS(out, "\"slug\":\"derived\"");
+  s3db_string_free(out);
+  /* NULL from the hook aborts: nothing written */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_STATUS(S3DB_ERR_VALIDATION, s3db_insert(res, "{\"id\":\"h2\",\"title\":\"bad\"}", NULL));
+  EXPECT_CONTAINS(s3db_last_error(), "beforeInsert hook slug_hook");
+  EXPECT_REQUESTS(db, 0, 0, 0, 0, 0, 0);
+  /* invalid JSON from a hook is an error, not a crash */
+  EXPECT_OK(s3db_resource_add_hook(res, "beforeUpdate", NULL, garbage_hook, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_update(res, "h1", "{\"title\":\"y\"}", NULL));
+  EXPECT_OK(s3db_get(res, "h1", &out));
+  EXPECT_CONTAINS(out, "\"title\":\"x\"");
+  s3db_string_free(out);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_resource_add_hook(res, "beforeSave", NULL, slug_hook, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_resource_add_hook(res, "beforeInsert", NULL, NULL, NULL));
+  s3db_resource_free(res);
+}
+
+static void test_update_conditional(s3db_database_t *db) {
+  s3db_resource_t *res = NULL;
+  char *out = NULL, etag[256] = {0};
+  EXPECT_OK(s3db_create_resource(db, "cond", "{\"n\":\"number\"}", &res));
+  if (res == NULL) return;
+  EXPECT_OK(s3db_insert(res, "{\"id\":\"c\",\"n\":1}", NULL));
+  EXPECT_OK(s3db_get_with_etag(res, "c", &out));
+  json_string_field(out, "etag", etag, sizeof etag);
+  CHECK(etag[0] != '\0');
+  s3db_string_free(out);
+  EXPECT_OK(s3db_update_conditional(res, "c", "{\"n\":2}", etag, &out));
+  EXPECT_CONTAINS(out, "\"record\":{\"id\":\"c\",\"n\":2}");
+  char etag2[256];
+  json_string_field(out, "etag", etag2, sizeof etag2);
+  CHECK(etag2[0] != '\0' && strcmp(etag2, etag) != 0); /* a new etag */
+  s3db_string_free(out);
+  EXPECT_STATUS(S3DB_ERR_PRECONDITION_FAILED, s3db_update_conditional(res, "c", "{\"n\":3}", etag, NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_update_conditional(res, "c", "{\"n\":3}", NULL, NULL));
+  s3db_resource_free(res);
+}
+
+static void test_plugin_storage(s3db_database_t *db) {
+  s3db_plugin_storage_t *ps = NULL;
+  char *out = NULL, *etag = NULL;
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_plugin_storage(db, "a/b", &ps));
+  EXPECT_OK(s3db_plugin_storage(db, "my-plugin", &ps));
+  if (ps == NULL) return;
+  EXPECT_OK(s3db_plugin_storage_key(ps, NULL, "[\"config\"]", &out));
+  EXPECT_STR(out, "plugin=my-plugin/config");
+  s3db_string_free(out);
+  EXPECT_OK(s3db_plugin_storage_key(ps, "users", "[\"cache\",\"abc.json\"]", &out));
+  EXPECT_STR(out, "resource=users/plugin=my-plugin/cache/abc.json");
+  s3db_string_free(out);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_plugin_storage_key(ps, NULL, "[\"..\"]", &out));
+
+  /* the plugin-storage vector's "config" document */
+  EXPECT_OK(s3db_reset_stats(db));
+  EXPECT_OK(s3db_plugin_storage_set(
+      ps, "plugin=my-plugin/config",
+      "{\"a\":1,\"name\":\"x\",\"flag\":true,\"list\":[1,2],\"nested\":{\"b\":2},\"text\":\"h\xc3\xa9llo\"}", NULL,
+      &etag));
+  EXPECT_REQUESTS(db, 0, 0, 1, 0, 0, 0);
+  EXPECT_OK(s3db_plugin_storage_get(ps, "plugin=my-plugin/config", &out));
+  EXPECT_STR(out, "{\"a\":1,\"flag\":true,\"list\":[1,2],\"name\":\"x\",\"nested\":{\"b\":2},\"text\":\"h\xc3\xa9llo\"}");
+  s3db_string_free(out);
+  char opts[512], quoted[300] = {0};
+  for (size_t i = 0, j = 0; etag && etag[i] && j + 2 < sizeof quoted; i++) {
+    if (etag[i] == '"') quoted[j++] = '\\';
+    quoted[j++] = etag[i];
+  }
+  snprintf(opts, sizeof opts, "{\"if_match\":\"%s\"}", quoted);
+  EXPECT_OK(s3db_plugin_storage_set(ps, "plugin=my-plugin/config", "{\"a\":2}", opts, NULL));
+  EXPECT_STATUS(S3DB_ERR_PRECONDITION_FAILED,
+                s3db_plugin_storage_set(ps, "plugin=my-plugin/config", "{\"a\":3}", opts, NULL));
+  EXPECT_STATUS(S3DB_ERR_PRECONDITION_FAILED,
+                s3db_plugin_storage_set(ps, "plugin=my-plugin/config", "{\"a\":3}", "{\"if_none_match\":true}", NULL));
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT,
+                s3db_plugin_storage_set(ps, "plugin=my-plugin/config", "{\"a\":3}", "{\"behavior\":\"nope\"}", NULL));
+  s3db_string_free(etag);
+  EXPECT_OK(s3db_plugin_storage_set(ps, "plugin=my-plugin/bodyonly", "{\"a\":1,\"b\":\"two\"}",
+                                    "{\"behavior\":\"body-only\"}", NULL));
+  EXPECT_OK(s3db_plugin_storage_list(ps, NULL, NULL, &out));
+  EXPECT_STR(out, "[\"plugin=my-plugin/bodyonly\",\"plugin=my-plugin/config\"]");
+  s3db_string_free(out);
+  bool flag = false;
+  EXPECT_OK(s3db_plugin_storage_has(ps, "plugin=my-plugin/bodyonly", &flag));
+  CHECK(flag);
+  EXPECT_OK(s3db_plugin_storage_delete(ps, "plugin=my-plugin/bodyonly", &flag));
+  CHECK(flag);
+  EXPECT_OK(s3db_plugin_storage_delete(ps, "plugin=my-plugin/bodyonly", &flag));
+  CHECK(!flag);
+  EXPECT_OK(s3db_plugin_storage_get(ps, "plugin=my-plugin/bodyonly", &out));
+  EXPECT_STR(out, "null");
+  s3db_string_free(out);
+
+  /* sequences: the vector's counter (1, 2, 3) and per-resource orders starting at 100 */
+  int64_t v = 0;
+  for (int i = 1; i <= 3; i++) {
+    EXPECT_OK(s3db_plugin_storage_next_sequence(ps, "counter", NULL, &v));
+    EXPECT_U64(v, i);
+  }
+  EXPECT_OK(s3db_plugin_storage_next_sequence(ps, "orders", "{\"resource\":\"users\",\"initial_value\":100}", &v));
+  EXPECT_U64(v, 100);
+  EXPECT_OK(s3db_plugin_storage_get_sequence(ps, "orders", "users", &out));
+  EXPECT_STR(out, "101");
+  s3db_string_free(out);
+
+  /* locks */
+  char *lock = NULL, *none = NULL;
+  EXPECT_OK(s3db_plugin_storage_acquire_lock(ps, "job-1", "{\"ttl_ms\":30000,\"worker_id\":\"worker-A\"}", &lock));
+  EXPECT_CONTAINS(lock, "\"key\":\"plugin=my-plugin/locks/job-1\"");
+  EXPECT_CONTAINS(lock, "\"worker_id\":\"worker-A\"");
+  EXPECT_OK(s3db_plugin_storage_acquire_lock(ps, "job-1", NULL, &none));
+  EXPECT_STR(none, "null");
+  s3db_string_free(none);
+  EXPECT_OK(s3db_plugin_storage_release_lock(ps, lock, &flag));
+  CHECK(flag);
+  EXPECT_OK(s3db_plugin_storage_release_lock(ps, lock, &flag));
+  CHECK(!flag);
+  EXPECT_STATUS(S3DB_ERR_INVALID_ARGUMENT, s3db_plugin_storage_release_lock(ps, "{}", &flag));
+  s3db_string_free(lock);
+  uint64_t n = 0;
+  EXPECT_OK(s3db_plugin_storage_delete_all(ps, NULL, &n));
+  CHECK(n >= 1);
+  s3db_plugin_storage_free(ps);
+}
+
 static void run_suite(const char *name, const char *url) {
   backend = name;
   int before = failures;
@@ -2180,6 +2400,10 @@ static void run_suite(const char *name, const char *url) {
   test_coordinator_lifecycle(db);
   test_healing(url, db);
   test_content(db);
+  test_plugin_attributes(url, db);
+  test_hooks(db);
+  test_update_conditional(db);
+  test_plugin_storage(db);
   s3db_resource_free(res);
   s3db_database_free(db);
   printf("  %-7s %s (%.2fs)\n", name, failures == before ? "ok" : "FAILED", now_seconds() - t0);

@@ -1044,3 +1044,26 @@ func (c *Coordinator) WorkerID() (string, error) {
 	err := call(func() C.int { return C.s3db_coordinator_worker_id(c.p, &out) })
 	return takeString(out), err
 }
+
+// AddPluginAttribute adds an attribute owned by plugin (s3db.js addPluginAttribute):
+// definition is a rule string or an object; returns the plugin map, attribute → key.
+func (r *Resource) AddPluginAttribute(name string, definition any, plugin string) (map[string]string, error) {
+	d, err := jsonArg(definition)
+	if err != nil {
+		return nil, err
+	}
+	defer d.free()
+	n, p := newCStr(name), newCStr(plugin)
+	defer n.free()
+	defer p.free()
+	var m map[string]string
+	return m, jsonCall(&m, func(out **C.char) C.int {
+		return C.s3db_resource_add_plugin_attribute(r.p, n.p, d.p, p.p, out)
+	})
+}
+
+// PluginMap returns the plugin-owned attributes and their keys.
+func (r *Resource) PluginMap() (map[string]string, error) {
+	var m map[string]string
+	return m, jsonCall(&m, func(out **C.char) C.int { return C.s3db_resource_plugin_map(r.p, out) })
+}

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,6 +125,7 @@ func TestBackends(t *testing.T) {
 			t.Run("sequence batch", func(t *testing.T) { testSequenceBatch(t, db) })
 			t.Run("state", func(t *testing.T) { testState(t, db) })
 			t.Run("coordinator", func(t *testing.T) { testCoordinator(t, url, db) })
+			t.Run("plugin attributes", func(t *testing.T) { testPluginAttributes(t, url, db) })
 		})
 	}
 }
@@ -710,4 +712,35 @@ func testCoordinator(t *testing.T, url string, db *Database) {
 		t.Fatal("the stopped coordinator still leads")
 	}
 	ok(t, follower.Stop())
+}
+
+func testPluginAttributes(t *testing.T, url string, db *Database) {
+	res := must(db.CreateResourceWith("pa", ResourceOptions{
+		Attributes: map[string]any{"title": "string", "body": "string|optional"},
+		Behavior:   "body-overflow",
+	}))(t)
+	defer res.Close()
+	m := must(res.AddPluginAttribute("auditedBy", "string|optional", "audit"))(t)
+	if m["auditedBy"] != "pkdv" {
+		t.Fatalf("plugin map %v", m)
+	}
+	must(res.AddPluginAttribute("score", map[string]any{"type": "number", "optional": true}, "ranker"))(t)
+	if m := must(res.PluginMap())(t); m["score"] != "p4sy" || len(m) != 2 {
+		t.Fatalf("plugin map %v", m)
+	}
+	big := strings.Repeat("x", 2500)
+	must(res.Insert(Record{"id": "big", "title": "T", "body": big, "auditedBy": "bob", "score": 8}))(t)
+
+	other := must(Connect(url))(t)
+	defer other.Close()
+	again := must(other.Resource("pa"))(t)
+	defer again.Close()
+	got := must(again.Get("big"))(t)
+	if got["auditedBy"] != "bob" || got["score"] != float64(8) || got["body"] != big {
+		t.Fatalf("read back %v", got["auditedBy"])
+	}
+	_, err := res.AddPluginAttribute("title", "string", "p")
+	expectErr(t, err, ErrConflict)
+	_, err = res.AddPluginAttribute("x", 42, "p")
+	expectErr(t, err, ErrInvalidArgument)
 }
