@@ -67,7 +67,7 @@ impl Database {
     /// `id_generator` is an s3db.js form (`"incremental[:…]"`, `{"type": "incremental", …}`,
     /// an id size) handed to the engine, or a callable returning an id, applied by the
     /// binding to records that have none.
-    #[pyo3(signature = (name, attributes, *, behavior = None, timestamps = None, partitions = None, paranoid = None, id_size = None, id_generator = None, passphrase = None))]
+    #[pyo3(signature = (name, attributes, *, behavior = None, timestamps = None, partitions = None, paranoid = None, id_size = None, id_generator = None, passphrase = None, hooks = None))]
     #[allow(clippy::too_many_arguments)]
     fn create_resource<'py>(
         &self,
@@ -81,12 +81,16 @@ impl Database {
         id_size: Option<Int64>,
         id_generator: Option<IdGeneratorArg>,
         passphrase: Option<Str>,
+        hooks: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let db = self.db.clone();
         let (engine_gen, custom) = split_id_generator(id_generator);
         let config = resource_config(
             attributes, behavior, timestamps, partitions, paranoid, id_size, engine_gen, passphrase,
         );
+        if let Ok(config) = &config {
+            crate::hooks::add_to_config(py, config, hooks.as_ref())?;
+        }
         let gens = self.id_gens.clone();
         awaitable(py, async move {
             let res = db.create_resource_with(&name.0, config?).await?;
@@ -500,6 +504,32 @@ impl Resource {
         awaitable(py, async move {
             res.update_if(&id.0, changes.0, &etag.0).await.map(Json)
         })
+    }
+
+    /// s3db.js `updateConditional`: `update_if` that also returns the new version tag, as
+    /// `(record, etag)`.
+    fn update_conditional<'py>(
+        &self,
+        py: Python<'py>,
+        id: Str,
+        changes: Object,
+        if_match: Str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let res = self.res.clone();
+        awaitable(py, async move {
+            res.update_conditional(&id.0, changes.0, &if_match.0)
+                .await
+                .map(|(record, etag)| (Json(record), etag))
+        })
+    }
+
+    /// s3db.js `addHook(event, fn)`: `fn(value)` returns the changed value (None keeps it);
+    /// an exception it raises aborts the operation and reaches the caller.
+    fn add_hook(&self, py: Python<'_>, event: Str, func: Bound<'_, PyAny>) -> PyResult<()> {
+        let hook = crate::hooks::hook_of(&func)?;
+        self.res
+            .add_hook(&event.0, hook)
+            .map_err(|e| crate::errors::engine_error(py, &e))
     }
 
     fn delete_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {

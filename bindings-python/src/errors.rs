@@ -37,6 +37,9 @@ pub fn new_error(py: Python<'_>, code: &str, message: &str) -> PyErr {
 /// The exception for an engine error. A validation error's structured details (a list of
 /// `{field, rule, expected, actual}`) become `ValidationError.details`.
 pub fn engine_error(py: Python<'_>, err: &s3db::Error) -> PyErr {
+    if let Some(original) = crate::hooks::raised(err.message()) {
+        return original;
+    }
     let code = err.kind().code();
     let details = match err.details() {
         Some(d @ serde_json::Value::Array(_)) if err.kind() == s3db::ErrorKind::Validation => d,

@@ -168,6 +168,13 @@ async def use_data_model(db: s3db.Database) -> int:
     await orders.patch("a", {"address.city": "Paris"})
     record, etag = await orders.get_with_etag("a")
     await orders.update_if("a", {"amount": record["amount"] + 1}, etag)
+    updated, next_etag = await orders.update_conditional("a", {"amount": 5}, etag)
+    next_tag: str = next_etag
+    orders.add_hook("afterGet", lambda r: {**r, "seen": True})
+    hooked = await db.create_resource(
+        "hooked", {"title": "string"}, hooks={"beforeInsert": [lambda d: d], "afterInsert": print}
+    )
+    print(updated, next_tag, hooked.name)
     deleted: List[s3db.BatchItem] = await orders.delete_many(["a"])
     page: s3db.Page = await orders.page(10)
     cursor: Optional[str] = page["cursor"]
@@ -207,6 +214,9 @@ def use_sync(url: str) -> int:
     users.patch(rec["id"], {"name": "p"})
     got, etag = users.get_with_etag(rec["id"])
     users.update_if(rec["id"], {"name": got["name"]}, etag)
+    again, tag = users.update_conditional(rec["id"], {"name": "c"}, etag)
+    users.add_hook("beforeInsert", lambda d: d)
+    print(again, tag)
     page: s3db.Page = users.page(10, None)
     found: List[Dict[str, Any]] = users.query({"name": {"$in": ["p"]}})
     by_name: int = users.count("byName", {"name": "p"})

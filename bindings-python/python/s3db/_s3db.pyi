@@ -32,6 +32,11 @@ _Partitions = Union[Mapping[str, Mapping[str, Any]], list[str], tuple[str, ...]]
 #: returning the id of a record that has none.
 _IdGenerator = Union[str, int, Mapping[str, Any], Callable[[], Union[str, int]]]
 _OnLost = Callable[[str], object]
+#: A hook gets a record (a list for afterList/afterQuery/afterGetMany, a context dict for
+#: beforeGet, beforeCount, ...) and returns the changed value, or None to keep it.
+_Hook = Callable[[Any], Any]
+#: ``{"beforeInsert": [fn, ...], "afterGet": fn, ...}`` (s3db.js's event names).
+_Hooks = Mapping[str, Union[_Hook, _Seq[_Hook]]]
 _Content = Union[bytes, bytearray, memoryview]
 #: An attribute rule: ``"string|optional"`` or ``{"type": "number", "optional": True}``.
 _Rule = Union[str, Mapping[str, Any]]
@@ -88,6 +93,7 @@ class Database:
         id_size: Optional[int] = None,
         id_generator: Optional[_IdGenerator] = None,
         passphrase: Optional[str] = None,
+        hooks: Optional[_Hooks] = None,
     ) -> asyncio.Future[Resource]:
         """Defines (or redefines) a resource with s3db.js's ``createResource`` options.
 
@@ -216,6 +222,14 @@ class Resource:
     ) -> asyncio.Future[_Record]:
         """``update``, applied only if the record still has version ``etag``
         (else ``PreconditionFailedError``)."""
+    def update_conditional(
+        self, id: str, changes: Mapping[str, Any], if_match: str
+    ) -> asyncio.Future[tuple[_Record, str]]:
+        """s3db.js ``updateConditional``: ``update_if`` returning ``(record, new etag)``."""
+    def add_hook(self, event: str, func: _Hook) -> None:
+        """s3db.js ``addHook``: ``func(value)`` returns the changed value (None keeps it); an
+        exception it raises aborts the operation and reaches the caller. Plain functions only
+        (hooks run inside the engine's operations)."""
     def delete_many(self, ids: _Seq[str]) -> asyncio.Future[builtins.list[BatchItem]]: ...
     def delete_all(self) -> asyncio.Future[int]:
         """Deletes every record; refused (``InvalidArgumentError``) unless the resource was
@@ -391,6 +405,7 @@ class SyncDatabase:
         id_size: Optional[int] = None,
         id_generator: Optional[_IdGenerator] = None,
         passphrase: Optional[str] = None,
+        hooks: Optional[_Hooks] = None,
     ) -> SyncResource: ...
     def resource(self, name: str) -> SyncResource: ...
     def list_resources(self) -> list[str]: ...
@@ -468,6 +483,10 @@ class SyncResource:
     def patch(self, id: str, changes: Mapping[str, Any]) -> _Record: ...
     def get_with_etag(self, id: str) -> tuple[_Record, str]: ...
     def update_if(self, id: str, changes: Mapping[str, Any], etag: str) -> _Record: ...
+    def update_conditional(
+        self, id: str, changes: Mapping[str, Any], if_match: str
+    ) -> tuple[_Record, str]: ...
+    def add_hook(self, event: str, func: _Hook) -> None: ...
     def delete_many(self, ids: _Seq[str]) -> builtins.list[BatchItem]: ...
     def delete_all(self) -> int: ...
     def page(self, size: int, cursor: Optional[str] = None) -> Page: ...
