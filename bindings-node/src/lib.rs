@@ -351,6 +351,7 @@ impl Database {
     pub async fn create_resource(&self, mut options: ResourceOptions) -> Result<Resource> {
         let specs = options.hooks.take().unwrap_or_default();
         let (name, config) = options.into_config()?;
+        let hooks = s3db::Hooks::default();
         if !specs.is_empty() {
             let dispatch = self
                 .hooks
@@ -360,12 +361,12 @@ impl Database {
                 .ok_or_else(|| invalid("this database has no hook dispatcher"))?;
             for spec in &specs {
                 let hook = js_hook(dispatch.clone(), &name, spec);
-                config.hooks.add(&spec.event, hook).map_err(to_js)?;
+                hooks.add(&spec.event, hook).map_err(to_js)?;
             }
         }
         let inner = self
             .inner
-            .create_resource_with(&name, config)
+            .create_resource_with_hooks(&name, config, hooks)
             .await
             .map_err(to_js)?;
         Ok(self.wrap(inner))

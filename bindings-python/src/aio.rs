@@ -88,12 +88,15 @@ impl Database {
         let config = resource_config(
             attributes, behavior, timestamps, partitions, paranoid, id_size, engine_gen, passphrase,
         );
-        if let Ok(config) = &config {
-            crate::hooks::add_to_config(py, config, hooks.as_ref())?;
-        }
+        let hooks = match &config {
+            Ok(_) => crate::hooks::from_arg(py, hooks.as_ref())?,
+            Err(_) => s3db::Hooks::default(),
+        };
         let gens = self.id_gens.clone();
         awaitable(py, async move {
-            let res = db.create_resource_with(&name.0, config?).await?;
+            let res = db
+                .create_resource_with_hooks(&name.0, config?, hooks)
+                .await?;
             gens.set(res.name(), custom.clone());
             Ok(Resource {
                 res,

@@ -80,11 +80,12 @@ impl SyncDatabase {
         let config = resource_config(
             attributes, behavior, timestamps, partitions, paranoid, id_size, engine_gen, passphrase,
         );
-        if let Ok(config) = &config {
-            crate::hooks::add_to_config(py, config, hooks.as_ref())?;
-        }
+        let hooks = match &config {
+            Ok(_) => crate::hooks::from_arg(py, hooks.as_ref())?,
+            Err(_) => s3db::Hooks::default(),
+        };
         let res = block(py, async move {
-            db.create_resource_with(&name.0, config?).await
+            db.create_resource_with_hooks(&name.0, config?, hooks).await
         })?;
         self.id_gens.set(res.name(), custom.clone());
         Ok(SyncResource {

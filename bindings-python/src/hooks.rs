@@ -126,20 +126,15 @@ pub fn hooks_of(hooks: &Bound<'_, PyAny>) -> PyResult<Vec<(String, s3db::Hook)>>
     Ok(out)
 }
 
-/// Adds `hooks` (a dict, or None) to a resource configuration.
-pub fn add_to_config(
-    py: Python<'_>,
-    config: &s3db::ResourceConfig,
-    hooks: Option<&Bound<'_, PyAny>>,
-) -> PyResult<()> {
+/// The hooks of `create_resource(hooks=…)` (a dict, or None).
+pub fn from_arg(py: Python<'_>, hooks: Option<&Bound<'_, PyAny>>) -> PyResult<s3db::Hooks> {
+    let all = s3db::Hooks::default();
     let Some(hooks) = hooks.filter(|h| !h.is_none()) else {
-        return Ok(());
+        return Ok(all);
     };
     for (event, hook) in hooks_of(hooks)? {
-        config
-            .hooks
-            .add(&event, hook)
+        all.add(&event, hook)
             .map_err(|e| crate::errors::engine_error(py, &e))?;
     }
-    Ok(())
+    Ok(all)
 }

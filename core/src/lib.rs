@@ -1,38 +1,30 @@
 //! s3db: a document database whose only server is an S3-compatible object store.
+//!
+//! Layers, each importing only from those below it (checked by `tests/layers.rs`):
+//! `error` → `storage` → `format` → `coord` → `db` → `api`.
 
-pub mod behavior;
-pub mod catalog;
-mod catalog_mutex;
-mod coordinator;
-pub mod crypto;
-mod database;
+pub mod coord;
+pub mod db;
 pub mod error;
-mod healing;
-pub mod hooks;
-pub mod ids;
-mod lock;
-pub mod partition;
-mod plugin_storage;
-mod resource;
-pub mod schema;
-mod sequence;
-mod state;
+pub mod format;
 pub mod storage;
 
-pub use catalog::ResourceConfig;
-pub use coordinator::{
+pub use coord::election::{
     Coordinator, CoordinatorEvent, CoordinatorMetrics, CoordinatorOptions, ElectionStrategy,
     LeaderInfo, WorkerInfo,
 };
-pub use database::{ConnectOptions, Database};
-pub use error::{Error, ErrorKind, Result};
-pub use hooks::{Hook, Hooks};
-pub use lock::{Fenced, Lock, LockInfo, LockOptions};
-pub use plugin_storage::{
-    Clock, PluginBehavior, PluginLock, PluginLockOptions, PluginSequenceOptions, PluginStorage,
+pub use coord::lock::{Fenced, Lock, LockInfo, LockOptions};
+pub use coord::sequence::{Sequence, SequenceOptions};
+pub use coord::state::{CasResult, StateEntry, StateStore};
+pub use coord::Clock;
+pub use db::database::{ConnectOptions, Database};
+pub use db::hooks::{self, Hook, Hooks};
+pub use db::plugin_storage::{
+    PluginBehavior, PluginLock, PluginLockOptions, PluginSequenceOptions, PluginStorage,
     SetOptions, PLUGIN_METADATA_LIMIT,
 };
-pub use resource::{BatchError, BatchItem, Page, Resource};
-pub use sequence::{Sequence, SequenceOptions};
-pub use state::{CasResult, StateEntry, StateStore};
+pub use db::resource::{BatchError, BatchItem, Page, Resource};
+pub use error::{Error, ErrorKind, Result};
+pub use format::catalog::ResourceConfig;
+pub use format::{behavior, catalog, crypto, ids, partition, schema};
 pub use storage::Stats;

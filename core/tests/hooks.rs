@@ -30,10 +30,13 @@ async fn resource_with(db: &Database, name: &str, hooks: &[(&str, Hook)]) -> s3d
         "attributes": {"title": "string", "slug": "string|optional", "n": "number|optional"}
     }))
     .unwrap();
+    let all = s3db::Hooks::default();
     for (event, hook) in hooks {
-        config.hooks.add(event, hook.clone()).unwrap();
+        all.add(event, hook.clone()).unwrap();
     }
-    db.create_resource_with(name, config).await.unwrap()
+    db.create_resource_with_hooks(name, config, all)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

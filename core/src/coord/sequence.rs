@@ -10,12 +10,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use crate::catalog::iso_now;
-use crate::database::{Database, DbInner};
+use crate::coord::Context;
+use crate::coord::{jitter, Clock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::validate_name;
-use crate::plugin_storage::Clock;
-use crate::resource::jitter;
+use crate::format::catalog::iso_now;
+use crate::format::ids::validate_name;
 use crate::storage::{PutRequest, StoreError, WriteCondition};
 
 const MAX_CAS_ATTEMPTS: usize = 1000;
@@ -55,7 +54,7 @@ struct Batch {
 /// value to hand out (s3db.js's format).
 #[derive(Debug, Clone)]
 pub struct Sequence {
-    db: Arc<DbInner>,
+    db: Arc<Context>,
     name: String,
     key: String,
     options: SequenceOptions,
@@ -68,7 +67,7 @@ pub struct Sequence {
 }
 
 impl Sequence {
-    pub(crate) fn new(db: Arc<DbInner>, name: &str, options: SequenceOptions) -> Result<Sequence> {
+    pub(crate) fn new(db: Arc<Context>, name: &str, options: SequenceOptions) -> Result<Sequence> {
         validate_name("sequence name", name)?;
         if options.increment == 0 {
             return Err(Error::invalid("sequence increment must not be 0"));
@@ -106,7 +105,7 @@ impl Sequence {
     /// A sequence whose value object lives at `key` (a resource's id sequence:
     /// `resource=<R>/sequence=<field>/value`).
     pub(crate) fn at_key(
-        db: Arc<DbInner>,
+        db: Arc<Context>,
         name: &str,
         key: String,
         options: SequenceOptions,
@@ -280,21 +279,14 @@ impl Sequence {
     }
 }
 
-impl Database {
-    /// Names of the sequences stored under `sequences/<name>/value`, in key order
-    /// (one LIST per 1,000 keys).
-    pub async fn list_sequences(&self) -> Result<Vec<String>> {
-        let keys = self
-            .inner
-            .store
-            .list_all(PREFIX)
-            .await
-            .map_err(|e| e.at(PREFIX))?;
-        Ok(keys
-            .iter()
-            .filter_map(|k| k.strip_prefix(PREFIX)?.strip_suffix(SUFFIX))
-            .filter(|name| !name.contains('/'))
-            .map(str::to_string)
-            .collect())
-    }
+/// Names of the sequences stored under `sequences/<name>/value`, in key order
+/// (one LIST per 1,000 keys).
+pub async fn list_sequences(ctx: &Context) -> Result<Vec<String>> {
+    let keys = ctx.store.list_all(PREFIX).await.map_err(|e| e.at(PREFIX))?;
+    Ok(keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(PREFIX)?.strip_suffix(SUFFIX))
+        .filter(|name| !name.contains('/'))
+        .map(str::to_string)
+        .collect())
 }

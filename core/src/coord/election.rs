@@ -28,9 +28,9 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::database::DbInner;
+use crate::coord::Context;
 use crate::error::{Error, Result};
-use crate::ids::validate_name;
+use crate::format::ids::validate_name;
 use crate::storage::{now_millis, PutRequest, StoreError, StoreResult, WriteCondition};
 
 /// How the winner is chosen among the active workers.
@@ -407,7 +407,7 @@ struct Keys {
 
 #[derive(Debug)]
 struct Shared {
-    db: Arc<DbInner>,
+    db: Arc<Context>,
     namespace: String,
     worker_id: String,
     pod: String,
@@ -459,7 +459,7 @@ const LATENCY_SAMPLES: usize = 1024;
 
 impl Coordinator {
     pub(crate) fn new(
-        db: Arc<DbInner>,
+        db: Arc<Context>,
         namespace: &str,
         opts: CoordinatorOptions,
     ) -> Result<Coordinator> {

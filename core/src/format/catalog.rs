@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::Schema;
+use crate::format::schema::Schema;
 
 pub const CATALOG_KEY: &str = "s3db.json";
 pub const FORMAT_VERSION: &str = "1";
@@ -95,9 +95,6 @@ pub struct ResourceConfig {
     /// Passphrase of secret fields (s3db.js `security.passphrase`, default `"secret"`).
     #[serde(skip_serializing)]
     pub passphrase: Option<String>,
-    /// Host functions run around operations; the catalog keeps their summary.
-    #[serde(skip)]
-    pub hooks: crate::hooks::Hooks,
 }
 
 impl std::fmt::Debug for ResourceConfig {
@@ -114,7 +111,6 @@ impl std::fmt::Debug for ResourceConfig {
                 "passphrase",
                 &self.passphrase.as_ref().map(|_| "<redacted>"),
             )
-            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -127,10 +123,9 @@ impl Default for ResourceConfig {
             timestamps: false,
             partitions: json!({}),
             paranoid: true,
-            id_size: crate::ids::DEFAULT_ID_SIZE,
+            id_size: crate::format::ids::DEFAULT_ID_SIZE,
             id_generator: None,
             passphrase: None,
-            hooks: Default::default(),
         }
     }
 }
@@ -205,7 +200,7 @@ impl ResourceConfig {
             }
             Value::Object(m) => {
                 for (name, def) in m {
-                    crate::ids::validate_name("partition name", name)?;
+                    crate::format::ids::validate_name("partition name", name)?;
                     let fields = def
                         .get("fields")
                         .and_then(Value::as_object)
@@ -254,7 +249,7 @@ impl ResourceConfig {
         if !(1..=256).contains(&self.id_size) {
             return Err(Error::validation("idSize must be between 1 and 256"));
         }
-        crate::schema::check_attributes(&self.stored_attributes())?;
+        crate::format::schema::check_attributes(&self.stored_attributes())?;
         self.normalized_partitions()?;
         self.id_config()?;
         Ok(())
@@ -379,7 +374,7 @@ impl Incremental {
         if inc.increment == 0 {
             return Err(bad("increment must not be 0"));
         }
-        crate::ids::validate_name("id prefix", &format!("{}0", inc.prefix))?;
+        crate::format::ids::validate_name("id prefix", &format!("{}0", inc.prefix))?;
         Ok(inc)
     }
 
@@ -588,7 +583,7 @@ fn marker_plugin(def: &Value) -> Option<&str> {
 
 /// `p` + 3 base62 digits of the attribute's hash, with a counter on collision (§6.3).
 fn unique_plugin_key(plugin: &str, attr: &str, taken: &[(String, String)]) -> String {
-    let base = crate::schema::plugin_key(plugin, attr);
+    let base = crate::format::schema::plugin_key(plugin, attr);
     let mut key = base.clone();
     let mut n = 1;
     while taken.iter().any(|(_, k)| *k == key) {
@@ -714,7 +709,10 @@ pub fn add_plugin_attribute(
     now_ms: i64,
 ) -> Result<bool> {
     validate_plugin_names(name, plugin)?;
-    crate::schema::check_attributes(&Map::from_iter([(name.to_string(), definition.clone())]))?;
+    crate::format::schema::check_attributes(&Map::from_iter([(
+        name.to_string(),
+        definition.clone(),
+    )]))?;
     if definition.is_object() && definition.get("type").and_then(Value::as_str).is_none() {
         return Err(Error::validation(format!(
             "plugin attribute {name:?}: an object definition needs a \"type\""
@@ -843,7 +841,7 @@ pub fn remove_plugin_attribute(
 }
 
 fn validate_plugin_names(name: &str, plugin: &str) -> Result<()> {
-    crate::ids::validate_name("plugin name", plugin)?;
+    crate::format::ids::validate_name("plugin name", plugin)?;
     if name.is_empty()
         || name.starts_with('_')
         || name.starts_with('$')
@@ -858,7 +856,7 @@ fn validate_plugin_names(name: &str, plugin: &str) -> Result<()> {
 }
 
 fn positional_mapping(attributes: &Map<String, Value>) -> Map<String, Value> {
-    crate::schema::mapping_order(attributes)
+    crate::format::schema::mapping_order(attributes)
         .into_iter()
         .enumerate()
         .map(|(i, a)| (a, json!(i)))
@@ -870,6 +868,7 @@ pub fn define_resource(
     catalog: &mut Value,
     name: &str,
     config: &ResourceConfig,
+    hooks_summary: &Value,
     now: &str,
 ) -> Result<bool> {
     config.check()?;
@@ -980,7 +979,7 @@ pub fn define_resource(
             "allNestedObjectsOptional": true,
             "autoDecrypt": true,
             "cache": false,
-            "hooks": config.hooks.summary(),
+            "hooks": hooks_summary,
             "idSize": id_size,
             "idGenerator": if incremental.is_some() { "incremental" } else { "default" },
             "createdAt": now,
@@ -998,7 +997,7 @@ pub fn define_resource(
     res.insert("partitions".into(), partitions);
     update_registry(
         res,
-        &crate::schema::mapping_order(&without(&attributes, &plugins)),
+        &crate::format::schema::mapping_order(&without(&attributes, &plugins)),
         now,
     );
     res.entry("pluginSchemaRegistry")
@@ -1070,12 +1069,12 @@ mod tests {
         let a =
             ResourceConfig::from_attributes(&json!({"a": "string", "b": "string", "c": "string"}))
                 .unwrap();
-        assert!(define_resource(&mut cat, "r", &a, "t0").unwrap());
-        assert!(!define_resource(&mut cat, "r", &a, "t1").unwrap());
+        assert!(define_resource(&mut cat, "r", &a, &json!({}), "t0").unwrap());
+        assert!(!define_resource(&mut cat, "r", &a, &json!({}), "t1").unwrap());
         let b =
             ResourceConfig::from_attributes(&json!({"a": "string", "c": "string", "d": "string"}))
                 .unwrap();
-        assert!(define_resource(&mut cat, "r", &b, "t2").unwrap());
+        assert!(define_resource(&mut cat, "r", &b, &json!({}), "t2").unwrap());
         let reg = &cat["resources"]["r"]["schemaRegistry"];
         assert_eq!(reg["mapping"], json!({"a": 0, "c": 2, "d": 3}));
         assert_eq!(reg["nextIndex"], json!(4));

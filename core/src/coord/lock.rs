@@ -40,10 +40,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use crate::catalog::iso_now;
-use crate::database::{Database, DbInner};
+use crate::coord::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{generate_id, validate_name};
+use crate::format::catalog::iso_now;
+use crate::format::ids::{generate_id, validate_name};
 use crate::storage::{now_millis, PutRequest, StoreError, WriteCondition};
 
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +114,7 @@ struct State {
 type OnLost = Arc<dyn Fn(Error) + Send + Sync>;
 
 struct LockInner {
-    db: Arc<DbInner>,
+    db: Arc<Context>,
     name: String,
     key: String,
     token: String,
@@ -185,7 +185,7 @@ fn lost_error(name: &str, fencing_token: u64) -> Error {
 }
 
 impl Lock {
-    pub(crate) async fn acquire(db: Arc<DbInner>, name: &str, opts: LockOptions) -> Result<Lock> {
+    pub(crate) async fn acquire(db: Arc<Context>, name: &str, opts: LockOptions) -> Result<Lock> {
         validate_name("lock name", name)?;
         let key = lock_key(name);
         let deadline = Instant::now() + opts.timeout;
@@ -456,7 +456,7 @@ impl LockInner {
 }
 
 async fn put_lock(
-    db: &DbInner,
+    db: &Context,
     key: &str,
     body: &LockBody,
     condition: WriteCondition,
@@ -475,7 +475,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(ceiling / 2 + rand::random_range(0..=ceiling / 2))
 }
 
-async fn read_lock(db: &DbInner, name: &str) -> Result<Option<LockBody>> {
+async fn read_lock(db: &Context, name: &str) -> Result<Option<LockBody>> {
     validate_name("lock name", name)?;
     let key = lock_key(name);
     match db.store.get(&key).await {
@@ -502,7 +502,12 @@ fn parse_fenced(name: &str, body: &[u8]) -> Result<(Value, u64)> {
     Ok((v.get("value").cloned().unwrap_or(Value::Null), token))
 }
 
-async fn fenced_put(db: &DbInner, name: &str, value: &Value, fencing_token: u64) -> Result<String> {
+pub async fn fenced_put(
+    db: &Context,
+    name: &str,
+    value: &Value,
+    fencing_token: u64,
+) -> Result<String> {
     validate_name("fenced object name", name)?;
     let key = fenced_key(name);
     loop {
@@ -543,49 +548,36 @@ async fn fenced_put(db: &DbInner, name: &str, value: &Value, fencing_token: u64)
     }
 }
 
-impl Database {
-    /// Whether a holder currently holds the lock (not released, not expired). One GET.
-    pub async fn is_locked(&self, name: &str) -> Result<bool> {
-        Ok(read_lock(&self.inner, name).await?.is_some())
-    }
+/// Whether a holder currently holds the lock (not released, not expired). One GET.
+pub async fn is_locked(ctx: &Context, name: &str) -> Result<bool> {
+    Ok(read_lock(ctx, name).await?.is_some())
+}
 
-    /// The current holder of the lock, `None` when it is free (absent, released, expired
-    /// or unreadable). One GET.
-    pub async fn lock_info(&self, name: &str) -> Result<Option<LockInfo>> {
-        Ok(read_lock(&self.inner, name).await?.map(|b| LockInfo {
-            holder_id: b.worker_id,
-            fencing_token: b.fencing_token,
-            acquired_at: b.acquired_at,
-            expires_at: b.expires_at,
-        }))
-    }
+/// The current holder of the lock, `None` when it is free (absent, released, expired
+/// or unreadable). One GET.
+pub async fn lock_info(ctx: &Context, name: &str) -> Result<Option<LockInfo>> {
+    Ok(read_lock(ctx, name).await?.map(|b| LockInfo {
+        holder_id: b.worker_id,
+        fencing_token: b.fencing_token,
+        acquired_at: b.acquired_at,
+        expires_at: b.expires_at,
+    }))
+}
 
-    /// Writes `value` to the fenced object `name` unless a higher token already wrote it
-    /// (`LockLost`). Returns the new etag. GET + one conditional PUT when uncontended.
-    pub async fn fenced_put(
-        &self,
-        name: &str,
-        value: &Value,
-        fencing_token: u64,
-    ) -> Result<String> {
-        fenced_put(&self.inner, name, value, fencing_token).await
-    }
-
-    /// Reads a fenced object: its value and the highest token that wrote it.
-    pub async fn fenced_get(&self, name: &str) -> Result<Option<Fenced>> {
-        validate_name("fenced object name", name)?;
-        let key = fenced_key(name);
-        match self.inner.store.get(&key).await {
-            Ok(obj) => {
-                let (value, fencing_token) = parse_fenced(name, &obj.body)?;
-                Ok(Some(Fenced {
-                    value,
-                    fencing_token,
-                    version: obj.head.etag,
-                }))
-            }
-            Err(StoreError::NotFound) => Ok(None),
-            Err(e) => Err(e.at(&key)),
+/// Reads a fenced object: its value and the highest token that wrote it.
+pub async fn fenced_get(ctx: &Context, name: &str) -> Result<Option<Fenced>> {
+    validate_name("fenced object name", name)?;
+    let key = fenced_key(name);
+    match ctx.store.get(&key).await {
+        Ok(obj) => {
+            let (value, fencing_token) = parse_fenced(name, &obj.body)?;
+            Ok(Some(Fenced {
+                value,
+                fencing_token,
+                version: obj.head.etag,
+            }))
         }
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.at(&key)),
     }
 }

@@ -38,7 +38,7 @@ pub struct Schema {
     attr_of: HashMap<String, String>,
     /// Plugin-owned attributes (format.md §6.3), in the order they were added: path → key.
     plugin_keys: Vec<(String, String)>,
-    pub passphrase: crate::crypto::Passphrase,
+    pub passphrase: crate::format::crypto::Passphrase,
     pub all_nested_optional: bool,
 }
 
@@ -204,7 +204,7 @@ impl Schema {
             key_of,
             attr_of,
             plugin_keys: plugins.to_vec(),
-            passphrase: crate::crypto::Passphrase::new(passphrase),
+            passphrase: crate::format::crypto::Passphrase::new(passphrase),
             all_nested_optional: true,
         })
     }
@@ -312,8 +312,10 @@ impl Schema {
                                 Value::String(s) => s.clone(),
                                 other => other.to_string(),
                             };
-                            if crate::crypto::decrypt(self.passphrase.expose(), &plain).is_err() {
-                                v = Value::String(crate::crypto::encrypt(
+                            if crate::format::crypto::decrypt(self.passphrase.expose(), &plain)
+                                .is_err()
+                            {
+                                v = Value::String(crate::format::crypto::encrypt(
                                     self.passphrase.expose(),
                                     &plain,
                                 ));
@@ -435,7 +437,7 @@ impl Schema {
             Some(f) => {
                 let v = types::decode(&f.rule.kind, stored);
                 if f.rule.kind == Kind::Secret {
-                    match crate::crypto::decrypt(self.passphrase.expose(), stored) {
+                    match crate::format::crypto::decrypt(self.passphrase.expose(), stored) {
                         Ok(plain) if plain == "null" || plain == "undefined" => Value::Null,
                         Ok(plain) if f.rule.base == "secretNumber" => plain
                             .parse::<f64>()

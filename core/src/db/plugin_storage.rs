@@ -21,63 +21,20 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use crate::database::{Database, DbInner};
+use crate::coord::sequence::{Sequence, SequenceOptions};
+use crate::coord::{jitter, Clock, Context};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{generate_id, validate_name, DEFAULT_ID_SIZE};
-use crate::resource::jitter;
-use crate::schema::codec::{decode_value, encode_header_value, sanitize_key};
-use crate::schema::js_key_order;
-use crate::schema::num::js_number;
-use crate::sequence::{Sequence, SequenceOptions};
-use crate::storage::{now_millis, Metadata, PutRequest, StoreError, WriteCondition};
+use crate::format::ids::{generate_id, validate_name, DEFAULT_ID_SIZE};
+use crate::format::schema::codec::{decode_value, encode_header_value, sanitize_key};
+use crate::format::schema::js_key_order;
+use crate::format::schema::num::js_number;
+use crate::storage::{Metadata, PutRequest, StoreError, WriteCondition};
 
 /// s3db.js's metadata limit for plugin documents (2047) minus its 3-byte overhead.
 pub const PLUGIN_METADATA_LIMIT: usize = 2044;
 const ABSOLUTE_METADATA_LIMIT: usize = 2047;
 const DEFAULT_CONTENT_TYPE: &str = "application/json";
 const MAX_ATTEMPTS: usize = 1000;
-
-/// A time source in milliseconds since the epoch (the system clock unless replaced, e.g. by
-/// a fixed instant in tests).
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
-
-impl Clock {
-    pub fn system() -> Clock {
-        Clock(Arc::new(now_millis))
-    }
-
-    pub fn fixed(ms: i64) -> Clock {
-        Clock(Arc::new(move || ms))
-    }
-
-    pub fn from_fn(f: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(f))
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        (self.0)()
-    }
-
-    /// `new Date(now).toISOString()`.
-    pub fn now_iso(&self) -> String {
-        chrono::DateTime::from_timestamp_millis(self.now_ms())
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::system()
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Clock({})", self.now_ms())
-    }
-}
 
 /// Where [`PluginStorage::set`] puts the fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -187,14 +144,14 @@ pub struct PluginLock {
 /// The storage of one plugin (`slug`), from [`Database::plugin_storage`].
 #[derive(Debug, Clone)]
 pub struct PluginStorage {
-    db: Arc<DbInner>,
+    db: Arc<Context>,
     slug: String,
     clock: Clock,
 }
 
-impl Database {
+impl PluginStorage {
     /// The PluginStorage of plugin `slug` (non-empty, no `/`, no `..`).
-    pub fn plugin_storage(&self, slug: &str) -> Result<PluginStorage> {
+    pub fn new(ctx: Arc<Context>, slug: &str) -> Result<PluginStorage> {
         if slug.is_empty() {
             return Err(Error::invalid("plugin slug must not be empty"));
         }
@@ -204,7 +161,7 @@ impl Database {
             )));
         }
         Ok(PluginStorage {
-            db: self.inner.clone(),
+            db: ctx,
             slug: slug.to_string(),
             clock: Clock::system(),
         })
@@ -249,7 +206,7 @@ impl PluginStorage {
         let Value::Object(fields) = data else {
             return Err(Error::invalid(format!(
                 "plugin data must be an object, got {}",
-                crate::schema::type_name(data)
+                crate::format::schema::type_name(data)
             )));
         };
         let mut fields = js_key_order(fields.clone());

@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::schema::{js_key_order, Schema};
+use crate::format::schema::{js_key_order, Schema};
 
 const OVERFLOW_FLAG_COST: usize = 13;
 const TRUNCATED_FLAG_COST: usize = 14;

@@ -9,13 +9,14 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::behavior::{self, Layout};
-use crate::catalog::{iso_now, ResourceDef};
-use crate::database::{object_of, DbInner};
+use crate::coord::jitter;
+use crate::db::inner::{object_of, DbInner};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{generate_id, validate_name};
-use crate::partition::{partitions_of, Partition};
-use crate::schema::Schema;
+use crate::format::behavior::{self, Layout};
+use crate::format::catalog::{iso_now, ResourceDef};
+use crate::format::ids::{generate_id, validate_name};
+use crate::format::partition::{partitions_of, Partition};
+use crate::format::schema::Schema;
 use crate::storage::{Metadata, Object, PutRequest, StoreError, WriteCondition};
 
 const FETCH_CONCURRENCY: usize = 16;
@@ -73,8 +74,8 @@ pub struct Resource {
     /// Shared by clones; replaced when a plugin adds or removes an attribute.
     def: Arc<std::sync::RwLock<Arc<ResourceDef>>>,
     name: Arc<str>,
-    hooks: crate::hooks::Hooks,
-    id_sequence: Option<crate::sequence::Sequence>,
+    hooks: crate::db::hooks::Hooks,
+    id_sequence: Option<crate::coord::sequence::Sequence>,
     partitions: Arc<Vec<Partition>>,
     data_prefix: String,
 }
@@ -100,7 +101,7 @@ fn content_of(obj: &Object) -> Option<(Bytes, String)> {
         .head
         .metadata
         .get("_mimetype")
-        .and_then(|m| crate::schema::codec::decode_value(m))
+        .and_then(|m| crate::format::schema::codec::decode_value(m))
         .or_else(|| obj.head.content_type.clone())?;
     let json =
         ct == "application/json" || obj.head.content_type.as_deref() == Some("application/json");
@@ -117,7 +118,7 @@ impl Resource {
                 batch_size: inc.batch_size,
             };
             let key = format!("resource={}/sequence=id/value", def.name);
-            crate::sequence::Sequence::at_key(db.clone(), "id", key, options).ok()
+            crate::coord::sequence::Sequence::at_key(db.ctx.clone(), "id", key, options).ok()
         });
         Resource {
             id_sequence,
@@ -131,12 +132,12 @@ impl Resource {
     }
 
     /// s3db.js `resource.addHook(event, fn)`: runs for every handle of this resource in this
-    /// process (events: [`crate::hooks::HOOK_EVENTS`]).
-    pub fn add_hook(&self, event: &str, hook: crate::hooks::Hook) -> Result<()> {
+    /// process (events: [`crate::db::hooks::HOOK_EVENTS`]).
+    pub fn add_hook(&self, event: &str, hook: crate::db::hooks::Hook) -> Result<()> {
         self.hooks.add(event, hook)
     }
 
-    pub fn hooks(&self) -> &crate::hooks::Hooks {
+    pub fn hooks(&self) -> &crate::db::hooks::Hooks {
         &self.hooks
     }
 
@@ -189,7 +190,7 @@ impl Resource {
         let catalog = self
             .db
             .change_catalog(|c, now| {
-                crate::catalog::add_plugin_attribute(
+                crate::format::catalog::add_plugin_attribute(
                     c, &resource, name, definition, plugin, now, now_ms,
                 )
             })
@@ -206,7 +207,9 @@ impl Resource {
         let catalog = self
             .db
             .change_catalog(|c, now| {
-                removed = crate::catalog::remove_plugin_attribute(c, &resource, name, plugin, now)?;
+                removed = crate::format::catalog::remove_plugin_attribute(
+                    c, &resource, name, plugin, now,
+                )?;
                 Ok(removed)
             })
             .await?;
@@ -225,9 +228,12 @@ impl Resource {
 
     fn reload(&self, catalog: &Value) -> Result<()> {
         let name = self.name.clone();
-        let def =
-            crate::catalog::resource_def(catalog, &name, self.db.passphrase_of(&name).expose())?
-                .ok_or_else(|| Error::not_found(format!("resource {name}")))?;
+        let def = crate::format::catalog::resource_def(
+            catalog,
+            &name,
+            self.db.passphrase_of(&name).expose(),
+        )?
+        .ok_or_else(|| Error::not_found(format!("resource {name}")))?;
         *self.def.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(def);
         Ok(())
     }
@@ -272,7 +278,7 @@ impl Resource {
             Some(Value::Null) | None => Ok(generate_id(self.def().id_size)),
             Some(other) => Err(Error::validation(format!(
                 "id: expected string, got {}",
-                crate::schema::type_name(&other)
+                crate::format::schema::type_name(&other)
             ))),
         }
     }
@@ -292,9 +298,9 @@ impl Resource {
             record,
             timestamps: self.def().timestamps,
             update_id,
-            limit: self.db.store.metadata_limit(),
+            limit: self.db.ctx.store.metadata_limit(),
         })?;
-        let sent_max = behavior::S3_METADATA_MAX.max(self.db.store.metadata_limit() + 1);
+        let sent_max = behavior::S3_METADATA_MAX.max(self.db.ctx.store.metadata_limit() + 1);
         let mut metadata = metadata;
         let mut meta = Schema::metadata_of(&metadata);
         let mut body = body;
@@ -318,7 +324,7 @@ impl Resource {
             metadata.insert("$truncated".into(), json!("true"));
             meta = Schema::metadata_of(&metadata);
             if !body.is_empty() {
-                body = serde_json::to_vec(&crate::schema::js_key_order(metadata.clone()))
+                body = serde_json::to_vec(&crate::format::schema::js_key_order(metadata.clone()))
                     .expect("json");
             }
         }
@@ -341,7 +347,7 @@ impl Resource {
             }
             slim.insert("$overflow".into(), json!("true"));
             meta = Schema::metadata_of(&slim);
-            body = serde_json::to_vec(&crate::schema::js_key_order(mapped)).expect("json");
+            body = serde_json::to_vec(&crate::format::schema::js_key_order(mapped)).expect("json");
         }
         let content_type = (!body.is_empty()).then(|| "application/json".to_string());
         Ok((meta, Bytes::from(body), content_type))
@@ -380,12 +386,15 @@ impl Resource {
             )));
         }
         if let Some(id) = id {
-            meta.insert("id".into(), crate::schema::codec::encode_header_value(id));
+            meta.insert(
+                "id".into(),
+                crate::format::schema::codec::encode_header_value(id),
+            );
         }
         meta.insert(HAS_CONTENT.into(), "true".into());
         meta.insert(
             "_mimetype".into(),
-            crate::schema::codec::encode_header_value(content_type),
+            crate::format::schema::codec::encode_header_value(content_type),
         );
         meta.insert("_contentlength".into(), content.len().to_string());
         Ok((meta, content.clone(), Some(content_type.to_string())))
@@ -416,7 +425,7 @@ impl Resource {
                 content_type,
                 condition: WriteCondition::IfMatch(current.etag),
             };
-            match self.db.store.put(&key, req).await {
+            match self.db.ctx.store.put(&key, req).await {
                 Ok(_) => return Ok(()),
                 Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
                     tokio::time::sleep(jitter()).await
@@ -438,6 +447,7 @@ impl Resource {
         let key = self.key(id)?;
         let obj = self
             .db
+            .ctx
             .store
             .get(&key)
             .await
@@ -451,6 +461,7 @@ impl Resource {
         let key = self.key(id)?;
         let obj = self
             .db
+            .ctx
             .store
             .get(&key)
             .await
@@ -485,6 +496,7 @@ impl Resource {
                         ..Default::default()
                     };
                     self.db
+                        .ctx
                         .store
                         .put(&k, req)
                         .await
@@ -503,6 +515,7 @@ impl Resource {
             0 => Ok(()),
             1 => self
                 .db
+                .ctx
                 .store
                 .delete(&keys[0], None)
                 .await
@@ -510,6 +523,7 @@ impl Resource {
             _ => {
                 let failed = self
                     .db
+                    .ctx
                     .store
                     .delete_many(keys)
                     .await
@@ -523,7 +537,7 @@ impl Resource {
     }
 
     /// The id sequence of an incremental resource (s3db.js `getSequenceValue`).
-    pub fn id_sequence(&self) -> Option<&crate::sequence::Sequence> {
+    pub fn id_sequence(&self) -> Option<&crate::coord::sequence::Sequence> {
         self.id_sequence.as_ref()
     }
 
@@ -576,7 +590,7 @@ impl Resource {
             content_type,
             condition: WriteCondition::IfNoneMatch,
         };
-        match self.db.store.put(&key, req).await {
+        match self.db.ctx.store.put(&key, req).await {
             Ok(_) => {}
             Err(StoreError::PreconditionFailed) => {
                 return Err(Error::new(
@@ -639,11 +653,13 @@ impl Resource {
         for (k, v) in record {
             let is_secret = schema
                 .field(&k)
-                .is_some_and(|f| f.rule.kind == crate::schema::types::Kind::Secret);
+                .is_some_and(|f| f.rule.kind == crate::format::schema::types::Kind::Secret);
             let v = match (&v, is_secret) {
-                (Value::String(s), true) => crate::crypto::decrypt(schema.passphrase.expose(), s)
-                    .map(Value::String)
-                    .unwrap_or(v),
+                (Value::String(s), true) => {
+                    crate::format::crypto::decrypt(schema.passphrase.expose(), s)
+                        .map(Value::String)
+                        .unwrap_or(v)
+                }
                 _ => v,
             };
             out.insert(k, v);
@@ -703,7 +719,7 @@ impl Resource {
         if self.hooks.has("beforeExists") {
             self.hooks.notify("beforeExists", json!({"id": id})).await?;
         }
-        let exists = match self.db.store.head(&key).await {
+        let exists = match self.db.ctx.store.head(&key).await {
             Ok(_) => true,
             Err(StoreError::NotFound) => false,
             Err(e) => return Err(e.at(&key)),
@@ -725,7 +741,7 @@ impl Resource {
             Value::Array(a) => Ok(a),
             other => Err(Error::validation(format!(
                 "{event} hook returned {}, not a list",
-                crate::schema::type_name(&other)
+                crate::format::schema::type_name(&other)
             ))),
         }
     }
@@ -840,7 +856,7 @@ impl Resource {
             content_type,
             condition: WriteCondition::IfMatch(current.etag.clone()),
         };
-        let etag = match self.db.store.put(key, req).await {
+        let etag = match self.db.ctx.store.put(key, req).await {
             Ok(etag) => etag,
             Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
                 return Err(Error::new(
@@ -929,6 +945,7 @@ impl Resource {
             let (etag, refs) = if self.partitions.is_empty() && !with_record {
                 let head = self
                     .db
+                    .ctx
                     .store
                     .head(&key)
                     .await
@@ -943,7 +960,7 @@ impl Resource {
                 }
                 (stored.etag, refs)
             };
-            match self.db.store.delete(&key, Some(&etag)).await {
+            match self.db.ctx.store.delete(&key, Some(&etag)).await {
                 Ok(()) => {
                     self.delete_keys(&refs).await?;
                     if self.hooks.has("afterDelete") {
@@ -1014,6 +1031,7 @@ impl Resource {
         let prefix = format!("resource={}/", self.def().name);
         let keys: Vec<String> = self
             .db
+            .ctx
             .store
             .list_all(&prefix)
             .await
@@ -1027,6 +1045,7 @@ impl Resource {
             .count() as u64;
         let failed = self
             .db
+            .ctx
             .store
             .delete_many(&keys)
             .await
@@ -1056,6 +1075,7 @@ impl Resource {
         let prefix = self.list_prefix(partition)?;
         let keys = self
             .db
+            .ctx
             .store
             .list_all(&prefix)
             .await
@@ -1131,6 +1151,7 @@ impl Resource {
         loop {
             let page = self
                 .db
+                .ctx
                 .store
                 .list_page(&prefix, token.as_deref(), 1000)
                 .await
@@ -1165,6 +1186,7 @@ impl Resource {
         };
         let page = self
             .db
+            .ctx
             .store
             .list_page(&self.data_prefix, token.as_deref(), size)
             .await
@@ -1247,6 +1269,7 @@ impl Resource {
             let prefix = format!("resource={}/partition={}/", self.def().name, p.name);
             let have: std::collections::BTreeSet<String> = self
                 .db
+                .ctx
                 .store
                 .list_all(&prefix)
                 .await
@@ -1380,8 +1403,4 @@ fn with_id(mut record: Map<String, Value>, id: &str) -> Value {
     out.insert("id".into(), Value::String(id.to_string()));
     out.append(&mut record);
     Value::Object(out)
-}
-
-pub(crate) fn jitter() -> std::time::Duration {
-    std::time::Duration::from_millis(rand::random_range(1..=20))
 }

@@ -184,7 +184,7 @@ impl Hooks {
             Value::Object(m) => Ok(m),
             other => Err(Error::validation(format!(
                 "{event} hook returned {}, not a record object",
-                crate::schema::type_name(&other)
+                crate::format::schema::type_name(&other)
             ))),
         }
     }

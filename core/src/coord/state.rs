@@ -19,10 +19,11 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::catalog::iso_now;
-use crate::database::{Database, DbInner};
+use crate::coord::jitter;
+use crate::coord::Context;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::validate_name;
+use crate::format::catalog::iso_now;
+use crate::format::ids::validate_name;
 use crate::storage::{now_millis, PutRequest, StoreError, WriteCondition};
 
 const MAX_CAS_ATTEMPTS: usize = 1000;
@@ -48,7 +49,7 @@ pub struct CasResult {
 /// The keys of one namespace. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct StateStore {
-    db: Arc<DbInner>,
+    db: Arc<Context>,
     namespace: String,
     prefix: String,
 }
@@ -69,27 +70,21 @@ impl Slot {
     }
 }
 
-impl Database {
-    /// The distributed state of `namespace` (`plugin=state/namespace=<ns>/`).
-    pub fn state(&self, namespace: &str) -> Result<StateStore> {
-        validate_name("state namespace", namespace)?;
-        Ok(StateStore {
-            db: self.inner.clone(),
-            namespace: namespace.to_string(),
-            prefix: format!("plugin=state/namespace={namespace}/"),
-        })
-    }
-}
-
 fn expires_in(ttl: Option<Duration>) -> Option<i64> {
     ttl.map(|t| now_millis() + t.as_millis() as i64)
 }
 
-fn jitter() -> Duration {
-    Duration::from_millis(rand::random_range(1..=20))
-}
-
 impl StateStore {
+    /// The distributed state of `namespace` (`plugin=state/namespace=<ns>/`).
+    pub fn new(ctx: Arc<Context>, namespace: &str) -> Result<StateStore> {
+        validate_name("state namespace", namespace)?;
+        Ok(StateStore {
+            db: ctx,
+            namespace: namespace.to_string(),
+            prefix: format!("plugin=state/namespace={namespace}/"),
+        })
+    }
+
     pub fn namespace(&self) -> &str {
         &self.namespace
     }

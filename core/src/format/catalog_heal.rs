@@ -16,13 +16,10 @@
 //! The healed catalog is written with `If-Match` on the corrupt object's etag, so a
 //! concurrent writer (or healer) is never overwritten. A failed read never writes anything.
 
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use crate::catalog::{iso_now, CATALOG_KEY, FORMAT_VERSION, S3DB_JS_VERSION};
-use crate::database::Database;
 use crate::error::{Error, Result};
-use crate::storage::{Object, PutRequest, Store, StoreError, WriteCondition};
+use crate::format::catalog::{iso_now, CATALOG_KEY, FORMAT_VERSION, S3DB_JS_VERSION};
 
 /// Result of looking at the stored catalog bytes.
 #[derive(Debug)]
@@ -62,50 +59,6 @@ pub(crate) fn check(body: &[u8]) -> Result<Checked> {
     } else {
         obj.insert("lastUpdated".into(), json!(iso_now()));
         Ok(Checked::Healed { catalog: root, log })
-    }
-}
-
-/// Backs up the corrupt object, then writes the healed catalog conditionally on its etag.
-/// `None`: the catalog changed since it was read (nothing overwritten; read it again).
-pub(crate) async fn write(
-    store: &Store,
-    corrupt: &Object,
-    catalog: &Value,
-    log: &[String],
-) -> Result<Option<String>> {
-    let mut attempts = 0;
-    let backup = loop {
-        let backup = backup_key(&iso_now());
-        let req = PutRequest {
-            body: corrupt.body.clone(),
-            condition: WriteCondition::IfNoneMatch,
-            ..Default::default()
-        };
-        match store.put(&backup, req).await {
-            Ok(_) => break backup,
-            // A backup of that same millisecond exists: never overwrite one, take the next.
-            Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) if attempts < 100 => {
-                attempts += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-            Err(e) => return Err(e.at(&backup)),
-        }
-    };
-    let req = PutRequest {
-        body: Bytes::from(crate::catalog::serialize(catalog)),
-        content_type: Some("application/json".into()),
-        condition: WriteCondition::IfMatch(corrupt.head.etag.clone()),
-        ..Default::default()
-    };
-    match store.put(CATALOG_KEY, req).await {
-        Ok(etag) => {
-            tracing::warn!(backup = %backup, repairs = ?log, "healed a corrupt s3db.json");
-            Ok(Some(etag))
-        }
-        Err(StoreError::PreconditionFailed)
-        | Err(StoreError::Conflict)
-        | Err(StoreError::NotFound) => Ok(None),
-        Err(e) => Err(e.at(CATALOG_KEY)),
     }
 }
 
@@ -507,14 +460,6 @@ impl<'a, 'l> Lenient<'a, 'l> {
             }
             self.separator(b']', |c| matches!(c, b'"' | b'{' | b'['))?;
         }
-    }
-}
-
-impl Database {
-    /// What healing did to `s3db.json` when this handle connected or last re-read it: one
-    /// line per repair, empty when the catalog was intact.
-    pub fn healing_log(&self) -> Vec<String> {
-        self.inner.healing_log.lock().expect("healing log").clone()
     }
 }
 

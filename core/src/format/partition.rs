@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::schema::num::js_number;
+use crate::format::schema::num::js_number;
 
 #[derive(Debug, Clone)]
 pub struct Partition {

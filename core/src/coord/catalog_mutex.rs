@@ -16,21 +16,6 @@ const STORAGE_TTL_MS: i64 = LEASE_MS + 60_000;
 /// Longer than one lease: a crashed holder's mutex expires before we give up.
 const WAIT: Duration = Duration::from_secs(40);
 
-fn holder_id() -> String {
-    let host = std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| format!("{}-{}", now_millis(), random_base36(6)));
-    format!("holder-{host}")
-}
-
 fn random_base36(n: usize) -> String {
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     (0..n)
@@ -64,8 +49,8 @@ fn put(holder: &str, condition: WriteCondition) -> PutRequest {
 
 /// Takes the mutex (create-only; an expired one is taken over by `If-Match`) and returns the
 /// etag to release it with. Waits for a live holder up to one lease and a margin.
-pub(crate) async fn acquire(store: &Store) -> Result<String> {
-    let holder = holder_id();
+pub(crate) async fn acquire(store: &Store, holder_id: &str) -> Result<String> {
+    let holder = format!("holder-{holder_id}");
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut attempt = 0u32;
     loop {
