@@ -335,7 +335,8 @@ fn invalid(msg: &str) -> io::Error {
 async fn read_request(io: &mut BufReader<TcpStream>) -> io::Result<Option<Req>> {
     let mut head = Vec::new();
     loop {
-        if io.read_until(b'\n', &mut head).await? == 0 {
+        let room = (MAX_HEAD + 1).saturating_sub(head.len()) as u64;
+        if (&mut *io).take(room).read_until(b'\n', &mut head).await? == 0 {
             return if head.is_empty() {
                 Ok(None)
             } else {
