@@ -5,7 +5,7 @@
 //! HTTP/1.1 keep-alive, one upstream connection per client connection, connections in parallel.
 //! [`Rule`]s inject faults; a global latency and a token-bucket rate limit shape all traffic.
 //! Control it in-process through [`FaultProxy`], or over HTTP under [`CONTROL_PREFIX`] on the
-//! proxy's own port (see the README of the crate's binary in `src/main.rs`).
+//! proxy's own port (endpoints: `src/main.rs`, JSON examples: `README.md`).
 
 mod control;
 mod rules;
