@@ -7,4 +7,5 @@ pub mod catalog_heal;
 pub mod crypto;
 pub mod ids;
 pub mod partition;
+pub mod query;
 pub mod schema;
