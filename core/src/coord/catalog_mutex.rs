@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::coord::attempts::Attempts;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{now_millis, PutRequest, Store, StoreError, WriteCondition};
 
@@ -53,6 +54,7 @@ pub(crate) async fn acquire(store: &Store, holder_id: &str) -> Result<String> {
     let holder = format!("holder-{holder_id}");
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut attempt = 0u32;
+    let mut vanished = Attempts::new("taking the catalog mutex", 10, WAIT);
     loop {
         match store
             .put(KEY, put(&holder, WriteCondition::IfNoneMatch))
@@ -74,7 +76,8 @@ pub(crate) async fn acquire(store: &Store, holder_id: &str) -> Result<String> {
                         "{KEY}: the catalog mutex object has no expiresAt; delete it to write the catalog"
                     ))
                 })?;
-                if expires_at <= now_millis() {
+                let by = held.get("holderId").and_then(Value::as_str).unwrap_or("?");
+                if expires_at <= now_millis() || holder_is_dead(by) {
                     match store
                         .put(KEY, put(&holder, WriteCondition::IfMatch(obj.head.etag)))
                         .await
@@ -86,20 +89,48 @@ pub(crate) async fn acquire(store: &Store, holder_id: &str) -> Result<String> {
                         Err(e) => return Err(e.at(KEY)),
                     }
                 } else if tokio::time::Instant::now() >= deadline {
-                    let by = held.get("holderId").and_then(Value::as_str).unwrap_or("?");
                     return Err(Error::new(
                         ErrorKind::LockNotAcquired,
                         format!("the catalog mutex is held by {by} until {expires_at} (epoch ms)"),
                     ));
                 }
             }
-            Err(StoreError::NotFound) => continue,
+            Err(StoreError::NotFound) => {
+                vanished
+                    .failed_because(
+                        ErrorKind::Storage,
+                        "the store refuses to create it (412) and says it is missing (404)",
+                    )
+                    .await?;
+                continue;
+            }
             Err(e) => return Err(e.at(KEY)),
         }
         let backoff = 100u64.saturating_mul(1 << attempt.min(4)).min(1000);
         tokio::time::sleep(Duration::from_millis(backoff + rand::random_range(0..50))).await;
         attempt += 1;
     }
+}
+
+/// A holder this process can prove dead: a process of this host (`holder-<host>-<pid>-<rand>`,
+/// as written by [`crate::coord::process_holder_id`]) whose pid no longer runs. A restarted
+/// writer then does not wait out its dead predecessor's lease.
+fn holder_is_dead(holder: &str) -> bool {
+    let Some(id) = holder.strip_prefix("holder-") else {
+        return false;
+    };
+    let mut parts = id.rsplitn(3, '-');
+    let (Some(_random), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    let ours = gethostname::gethostname().to_string_lossy().into_owned();
+    host == ours
+        && pid != std::process::id()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Deletes the mutex if it is still ours (`If-Match`); an expired-and-taken-over one is left.
@@ -109,5 +140,24 @@ pub(crate) async fn release(store: &Store, etag: &str) {
         Err(e) => {
             tracing::warn!(error = %e, "could not release the catalog mutex; it expires in 30 s")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holder_is_dead;
+
+    #[test]
+    fn only_a_local_process_that_is_gone_is_dead() {
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let me = std::process::id();
+        assert!(!holder_is_dead(&format!("holder-{host}-{me}-abc123")));
+        assert!(holder_is_dead(&format!("holder-{host}-4194999-abc123")));
+        assert!(!holder_is_dead("holder-another-host-4194999-abc123"));
+        assert!(
+            !holder_is_dead("holder-web-1"),
+            "s3db.js holder ids are never judged"
+        );
+        assert!(!holder_is_dead(&format!("holder-{host}")));
     }
 }

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use crate::coord::attempts::{Attempts, Contradictions};
 use crate::coord::Context;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::catalog::iso_now;
@@ -168,6 +169,7 @@ impl fmt::Debug for Lock {
 
 /// Lost races (412/409) after which a caller past its deadline gives up.
 const MAX_RACES: u32 = 16;
+const MAX_FENCED_ATTEMPTS: u32 = 100;
 
 pub(crate) fn lock_key(name: &str) -> String {
     format!("plugin=s3db/locks/{name}")
@@ -510,6 +512,12 @@ pub async fn fenced_put(
 ) -> Result<String> {
     validate_name("fenced object name", name)?;
     let key = fenced_key(name);
+    let mut contradictions = Contradictions::new(format!("fenced object {name:?}"));
+    let mut attempts = Attempts::new(
+        format!("fenced write to {name:?}"),
+        MAX_FENCED_ATTEMPTS,
+        Duration::from_secs(60),
+    );
     loop {
         let condition = match db.store.get(&key).await {
             Err(StoreError::NotFound) => WriteCondition::IfNoneMatch,
@@ -535,13 +543,18 @@ pub async fn fenced_put(
             condition,
             ..Default::default()
         };
+        let created = req.condition == WriteCondition::IfNoneMatch;
         match db.store.put(&key, req).await {
             Ok(etag) => return Ok(etag),
             // Someone wrote in between: check their token again.
-            Err(StoreError::PreconditionFailed)
-            | Err(StoreError::Conflict)
-            | Err(StoreError::NotFound) => {
-                tokio::time::sleep(Duration::from_millis(rand::random_range(1..=20))).await
+            Err(e @ StoreError::PreconditionFailed)
+            | Err(e @ StoreError::Conflict)
+            | Err(e @ StoreError::NotFound) => {
+                contradictions
+                    .lost_write(created && matches!(e, StoreError::PreconditionFailed))?;
+                attempts
+                    .failed_because(ErrorKind::Conflict, "another writer wrote it each time")
+                    .await?
             }
             Err(e) => return Err(e.at(&key)),
         }

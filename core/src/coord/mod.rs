@@ -1,6 +1,7 @@
 //! Coordination over the object store: locks with fencing tokens, sequences, state with
 //! compare-and-swap, leader election. It sees only a [`Context`], never a database.
 
+pub mod attempts;
 pub(crate) mod catalog_mutex;
 pub mod election;
 pub mod lock;
@@ -31,11 +32,14 @@ impl Context {
 /// `<host>-<pid>-<random>`: tells apart every process, also two on one host.
 pub fn process_holder_id() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!(
-        "{host}-{}-{}",
-        std::process::id(),
-        crate::format::ids::generate_id(8)
-    )
+    format!("{host}-{}-{}", std::process::id(), random_base36(8))
+}
+
+fn random_base36(n: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..n)
+        .map(|_| DIGITS[rand::random_range(0..DIGITS.len())] as char)
+        .collect()
 }
 
 /// A time source in milliseconds since the epoch (the system clock unless replaced, e.g. by

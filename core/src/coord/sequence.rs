@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use crate::coord::attempts::Contradictions;
 use crate::coord::Context;
 use crate::coord::{jitter, Clock};
 use crate::error::{Error, ErrorKind, Result};
@@ -225,6 +226,7 @@ impl Sequence {
         step: impl Fn(Option<i64>) -> Result<(i64, i64)>,
         reset: bool,
     ) -> Result<i64> {
+        let mut contradictions = Contradictions::new(format!("sequence {:?}", self.name));
         for _ in 0..MAX_CAS_ATTEMPTS {
             let now = self.now_iso();
             let (condition, body, result) = match self.db.store.get(&self.key).await {
@@ -264,11 +266,16 @@ impl Sequence {
                 condition,
                 ..Default::default()
             };
+            let created = req.condition == WriteCondition::IfNoneMatch;
             match self.db.store.put(&self.key, req).await {
                 Ok(_) => return Ok(result),
-                Err(StoreError::PreconditionFailed)
-                | Err(StoreError::Conflict)
-                | Err(StoreError::NotFound) => tokio::time::sleep(jitter()).await,
+                Err(e @ StoreError::PreconditionFailed)
+                | Err(e @ StoreError::Conflict)
+                | Err(e @ StoreError::NotFound) => {
+                    contradictions
+                        .lost_write(created && matches!(e, StoreError::PreconditionFailed))?;
+                    tokio::time::sleep(jitter()).await
+                }
                 Err(e) => return Err(e.at(&self.key)),
             }
         }

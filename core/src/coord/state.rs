@@ -19,6 +19,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::coord::attempts::Contradictions;
 use crate::coord::jitter;
 use crate::coord::Context;
 use crate::error::{Error, ErrorKind, Result};
@@ -188,10 +189,12 @@ impl StateStore {
         F: FnMut(Option<Value>) -> Result<Value>,
     {
         let full = self.key(key)?;
+        let mut contradictions = Contradictions::new(format!("state {}/{key}", self.namespace));
         for _ in 0..MAX_CAS_ATTEMPTS {
             let slot = self.load(&full, key).await?;
             let expires_at = slot.live.as_ref().and_then(|e| e.expires_at);
             let value = f(slot.live.as_ref().map(|e| e.value.clone()))?;
+            let created = slot.etag.is_none();
             match self
                 .write(&full, &value, expires_at, slot.condition())
                 .await
@@ -203,9 +206,13 @@ impl StateStore {
                         expires_at,
                     })
                 }
-                Err(StoreError::PreconditionFailed)
-                | Err(StoreError::Conflict)
-                | Err(StoreError::NotFound) => tokio::time::sleep(jitter()).await,
+                Err(e @ StoreError::PreconditionFailed)
+                | Err(e @ StoreError::Conflict)
+                | Err(e @ StoreError::NotFound) => {
+                    contradictions
+                        .lost_write(created && matches!(e, StoreError::PreconditionFailed))?;
+                    tokio::time::sleep(jitter()).await
+                }
                 Err(e) => return Err(e.at(&full)),
             }
         }

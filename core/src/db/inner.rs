@@ -7,9 +7,12 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
+use std::time::Duration;
+
+use crate::coord::attempts::Attempts;
 use crate::coord::Context;
 use crate::db::catalog_store::{load_or_create, Cached};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::catalog::{self, CATALOG_KEY};
 use crate::storage::{PutRequest, StoreError, WriteCondition};
 
@@ -37,6 +40,7 @@ impl DbInner {
     {
         let mut cached = self.catalog.lock().await;
         let mut mutex: Option<String> = None;
+        let mut attempts = Attempts::new("writing s3db.json", 64, Duration::from_secs(60));
         let written = loop {
             let mut next = cached.catalog.clone();
             let now = catalog::iso_now();
@@ -69,6 +73,12 @@ impl DbInner {
                     break Ok(next);
                 }
                 Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
+                    if let Err(e) = attempts
+                        .failed_because(ErrorKind::Conflict, "another writer changed it each time")
+                        .await
+                    {
+                        break Err(e);
+                    }
                     match load_or_create(&self.ctx.store).await {
                         Ok(fresh) => *cached = fresh,
                         Err(e) => break Err(e),

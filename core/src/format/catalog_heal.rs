@@ -14,7 +14,9 @@
 //! a top level that is not an object, `resources` of another type than object or null.
 //!
 //! The healed catalog is written with `If-Match` on the corrupt object's etag, so a
-//! concurrent writer (or healer) is never overwritten. A failed read never writes anything.
+//! concurrent writer (or healer) is never overwritten. Healing starts only when a second read
+//! returns the same etag and bytes and a HEAD the same size (`db::catalog_store`): a bad read
+//! never writes anything.
 
 use serde_json::{json, Map, Value};
 

@@ -43,12 +43,13 @@ impl MemoryStore {
 }
 
 fn stored(body: Bytes, metadata: Metadata, content_type: Option<String>) -> Object {
-    let etag = content_etag(&body, &metadata, content_type.as_deref());
+    let content_type = content_type.unwrap_or_else(|| "application/octet-stream".into());
+    let etag = content_etag(&body, &metadata, Some(&content_type));
     Object {
         head: ObjectHead {
             size: body.len() as u64,
             metadata,
-            content_type: Some(content_type.unwrap_or_else(|| "application/octet-stream".into())),
+            content_type: Some(content_type),
             etag,
             last_modified: now_millis(),
         },

@@ -38,3 +38,4 @@ pub async fn connect(url: &str) -> Database {
         .await
         .unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
+pub mod tamper;
