@@ -287,9 +287,9 @@ impl Resource {
         let mut meta = Schema::metadata_of(&metadata);
         let mut body = body;
         // truncate-data: header encoding (u:/b:) can grow values past what S3 accepts; cut the
-        // longest value further until the metadata as sent fits.
+        // longest value to the longest prefix that fits as sent (without trailing whitespace,
+        // which would force the larger u: form).
         while self.def().behavior == "truncate-data" && behavior::sent_size(&meta) > sent_max {
-            let over = behavior::sent_size(&meta) - sent_max;
             let longest = metadata
                 .iter()
                 .filter(|(k, _)| !k.starts_with('_') && !k.starts_with('$'))
@@ -298,12 +298,12 @@ impl Resource {
             let Some((key, text)) = longest.filter(|(_, s)| !s.is_empty()) else {
                 break;
             };
-            let mut end = text.len().saturating_sub(over.div_ceil(2).max(1));
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            metadata.insert(key, json!(text[..end]));
             metadata.insert("$truncated".into(), json!("true"));
+            let cut = longest_fitting_prefix(&text, sent_max, |prefix| {
+                metadata.insert(key.clone(), json!(prefix));
+                behavior::sent_size(&Schema::metadata_of(&metadata))
+            });
+            metadata.insert(key, json!(cut));
             meta = Schema::metadata_of(&metadata);
             if !body.is_empty() {
                 body = serde_json::to_vec(&crate::format::schema::js_key_order(metadata.clone()))
@@ -389,6 +389,39 @@ impl Resource {
             other => other.at(key),
         }
     }
+}
+
+/// The longest prefix of `text` (cut at a character, trailing whitespace dropped) whose
+/// `sent_size` fits in `max`; empty when none does.
+fn longest_fitting_prefix(
+    text: &str,
+    max: usize,
+    mut sent_size: impl FnMut(&str) -> usize,
+) -> String {
+    let cuts: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
+    let mut fits = |i: usize| sent_size(text[..cuts[i]].trim_end()) <= max;
+    let (mut lo, mut hi) = (0, cuts.len() - 1);
+    if fits(hi) {
+        return text.trim_end().to_string();
+    }
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    // Sizes are not strictly monotonic in the prefix (the encoding can change form): step
+    // down until the prefix really fits.
+    while lo > 0 && !fits(lo) {
+        lo -= 1;
+    }
+    text[..cuts[lo]].trim_end().to_string()
 }
 
 pub(super) fn set_dotted(record: &mut Map<String, Value>, path: &str, value: Value) {
