@@ -178,12 +178,15 @@ impl Resource {
 
     /// Reads the record of one id listed in a partition and keeps it only if it has the
     /// values asked for; references that disagree with the record are reported stale.
+    /// `page`: the listing is one page of several, so a record met through a stale
+    /// reference is kept only when its own reference is missing (one HEAD, stale case only).
     async fn fetch_verified(
         &self,
         f: &PartitionFilter,
         id: &str,
         keys: &[String],
         hooked: bool,
+        page: bool,
     ) -> Result<Option<Value>> {
         if hooked && self.hooks.has("beforeGet") {
             self.hooks.notify("beforeGet", json!({"id": id})).await?;
@@ -206,6 +209,15 @@ impl Resource {
         }
         if !f.record_matches(&stored.record) {
             return Ok(None);
+        }
+        // A page saw the record only through a stale reference whose values match too: it
+        // belongs to the page of its own reference (listed too, unless it is missing).
+        if let Some(own) = own.filter(|k| page && !keys.contains(k) && f.id_of_key(k).is_some()) {
+            match self.db.ctx.store.head(&own).await {
+                Ok(_) => return Ok(None),
+                Err(StoreError::NotFound) => self.note_stale(f, &own, id, "reference missing"),
+                Err(e) => return Err(e.at(&own)),
+            }
         }
         let record = with_id(stored.record, id);
         if hooked {
@@ -233,9 +245,10 @@ impl Resource {
         f: &PartitionFilter,
         refs: Vec<(String, Vec<String>)>,
         hooked: bool,
+        page: bool,
     ) -> Result<Vec<Value>> {
         stream::iter(refs)
-            .map(|(id, keys)| async move { self.fetch_verified(f, &id, &keys, hooked).await })
+            .map(|(id, keys)| async move { self.fetch_verified(f, &id, &keys, hooked, page).await })
             .buffered(FETCH_CONCURRENCY)
             .try_filter_map(|r| async move { Ok(r) })
             .try_collect()
@@ -249,7 +262,7 @@ impl Resource {
         hooked: bool,
     ) -> Result<Vec<Value>> {
         let refs = self.partition_refs(f).await?;
-        self.fetch_refs(f, refs, hooked).await
+        self.fetch_refs(f, refs, hooked, false).await
     }
 
     /// Stale partition references that reads of this handle (and its clones) skipped since
@@ -470,7 +483,7 @@ impl Resource {
             }
             Some(f) => {
                 let refs = Self::group_refs(f, page.keys);
-                self.fetch_refs(f, refs, true).await?
+                self.fetch_refs(f, refs, true, true).await?
             }
         };
         let cursor = page.next.map(|t| {

@@ -23,7 +23,8 @@ pub struct StaleReference {
     pub key: String,
     pub id: String,
     /// `"values differ"`: the record's values are not the key's; `"record missing"`: the
-    /// record does not exist.
+    /// record does not exist; `"reference missing"`: `key` is the record's own reference,
+    /// which does not exist (the record was only found through a stale one, or not at all).
     pub reason: &'static str,
 }
 
