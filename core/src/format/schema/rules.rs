@@ -383,6 +383,11 @@ impl Rule {
                         return Err(format!("rule {name:?} takes an object"));
                     };
                     self.props = Some(props_of(o, lenient)?);
+                    // Like a nested attribute object, undeclared properties are refused
+                    // unless `strict` says otherwise.
+                    if !props.iter().any(|(n, _)| n == "strict") {
+                        self.strict = Strict::Refuse;
+                    }
                 }
                 "strict" => {
                     self.strict = match v {
@@ -765,7 +770,11 @@ impl Rule {
                 StringCheck::Alphadash => s
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-                StringCheck::Hex => s.len() % 2 == 0 && s.chars().all(|c| c.is_ascii_hexdigit()),
+                StringCheck::Hex => {
+                    !s.is_empty()
+                        && s.len().is_multiple_of(2)
+                        && s.chars().all(|c| c.is_ascii_hexdigit())
+                }
                 StringCheck::SingleLine => !s.contains(['\r', '\n']),
                 StringCheck::Base64 => is_base64(s),
             };
@@ -863,6 +872,7 @@ fn object_rule(o: &Map<String, Value>, lenient: bool) -> Result<Rule, String> {
     let mut rule = Rule::bare("object", "object")?;
     let ty = o.get("$$type").and_then(Value::as_str).unwrap_or("");
     rule.optional = !ty.contains("required");
+    rule.strict = Strict::Refuse;
     let inner: Map<String, Value> = o
         .iter()
         .filter(|(k, _)| !k.starts_with("$$"))
