@@ -336,6 +336,10 @@ impl Resource {
         &self,
         partition: Option<(&str, &Map<String, Value>)>,
     ) -> Result<Vec<Value>> {
+        let filter = match partition {
+            None => None,
+            Some((name, values)) => Some(self.partition_filter(name, values)?),
+        };
         if self.hooks.has("beforeList") {
             let context = match partition {
                 Some((p, values)) => json!({"partition": p, "partitionValues": values}),
@@ -343,15 +347,12 @@ impl Resource {
             };
             self.hooks.notify("beforeList", context).await?;
         }
-        let records = match partition {
+        let records = match &filter {
             None => {
                 let ids = self.list_ids_in(None).await?;
                 self.fetch_all(ids, true).await?
             }
-            Some((name, values)) => {
-                let f = self.partition_filter(name, values)?;
-                self.list_partition(&f, true).await?
-            }
+            Some(f) => self.list_partition(f, true).await?,
         };
         self.after_many("afterList", records).await
     }
