@@ -183,11 +183,23 @@ export interface QueryCondition {
   $in?: JsonValue[]
   $nin?: JsonValue[]
   $exists?: boolean
+  /** A pattern as a string (a RegExp object does not survive JSON); `$options`: `i m s x`. */
+  $regex?: string
+  $options?: string
+  /** A string containing this text, or an array with this element. */
+  $contains?: JsonValue
+  $not?: QueryCondition
 }
 
-/** `{ status: 'paid', amount: { $gte: 10 }, 'address.city': 'Paris' }`: all must hold. */
+/** `{ status: 'paid', amount: { $gte: 10 }, 'address.city': 'Paris' }`: all must hold;
+ * `$and`, `$or`, `$nor` combine filters, `$not` negates one. Any other `$` operator is an
+ * INVALID_ARGUMENT error. */
 export interface QueryFilter {
-  [path: string]: JsonValue | QueryCondition
+  $and?: QueryFilter[]
+  $or?: QueryFilter[]
+  $nor?: QueryFilter[]
+  $not?: QueryFilter
+  [path: string]: JsonValue | QueryCondition | QueryFilter | QueryFilter[] | undefined
 }
 
 /** One failed check of a validation error. */

@@ -271,6 +271,11 @@ async function main(url: string): Promise<void> {
   const pageItems: StoredRecord[] = nextPage.items
   const filter: QueryFilter = { age: { $gte: 18, $lt: 65 }, 'address.city': { $in: ['Rio', 'Lima'] }, name: 'Ann' }
   const found: StoredRecord[] = await people.query(filter)
+  const logical: QueryFilter = {
+    $or: [{ age: { $not: { $gt: 65 } } }, { name: { $regex: '^a', $options: 'i' } }],
+    $nor: [{ tags: { $contains: 'x' } }],
+  }
+  const foundAny: StoredRecord[] = await people.query(logical)
   const reindexed: ReindexResult = await people.reindex()
   const one: ReindexResult = await people.reindex('byCity')
   const counts: number = reindexed.written + reindexed.deleted + one.written
@@ -285,7 +290,7 @@ async function main(url: string): Promise<void> {
   }
   const made: ValidationError = new ValidationError('m', { details: [{ field: 'f', rule: 'r', expected: 'e', actual: 'a' }] })
   void [batchId, batchCode, batchRecord, foundRecords, missingIds, ifMatch, replaced, upserted, patched, deleted, wiped]
-  void [inCity, idsInCity, nInCity, pageItems, found, counts, made]
+  void [inCity, idsInCity, nInCity, pageItems, found, foundAny, counts, made]
 
   const stats: Stats = db.stats()
   const puts: number = stats.put + stats.get + stats.head + stats.copy + stats.delete + stats.list

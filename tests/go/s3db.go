@@ -598,7 +598,8 @@ func (r *Resource) Page(size int, cursor string) (Page, error) {
 }
 
 // Query returns the records matching filter ({"age": {"$gte": 18}, "address.city": "Porto"};
-// operators $eq $ne $gt $gte $lt $lte $in $nin $exists).
+// operators $eq $ne $gt $gte $lt $lte $in $nin $exists $regex $options $contains $not, and
+// $and $or $nor; any other operator is an error).
 func (r *Resource) Query(filter map[string]any) ([]Record, error) {
 	f, err := jsonArg(filter)
 	if err != nil {

@@ -478,8 +478,10 @@ async def test_query(mdb: Any) -> None:
     full = await res.query({"name": "c"})
     assert full == [await res.get("q3")]
 
+    assert await ids({"name": {"$regex": "^[AB]$", "$options": "i"}}) == ["q1", "q2"]
+    assert await ids({"$or": [{"age": 10}, {"nickname": "cc"}]}) == ["q1", "q3"]
     with pytest.raises(s3db.InvalidArgumentError):
-        await res.query({"age": {"$regex": "1"}})
+        await res.query({"name": {"$startsWith": "a"}})
     with pytest.raises(s3db.InvalidArgumentError):
         await res.query({"name": {"$in": "a"}})
     with pytest.raises(s3db.InvalidArgumentError):

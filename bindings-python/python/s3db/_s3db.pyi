@@ -237,8 +237,9 @@ class Resource:
     def page(self, size: int, cursor: Optional[str] = None) -> asyncio.Future[Page]:
         """One page of up to ``size`` (1..1000) records; pass ``cursor`` back for the next."""
     def query(self, filter: Mapping[str, Any]) -> asyncio.Future[builtins.list[_Record]]:
-        """Records matching ``filter`` (``$eq $ne $gt $gte $lt $lte $in $nin $exists``,
-        dotted paths)."""
+        """Records matching ``filter`` (``$eq $ne $gt $gte $lt $lte $in $nin $exists $regex
+        $options $contains $not``, ``$and $or $nor``, dotted paths; any other operator raises
+        ``InvalidArgumentError``)."""
     def reindex(self, partition: Optional[str] = None) -> asyncio.Future[ReindexResult]:
         """Rebuilds partition references (one partition or all)."""
     def add_plugin_attribute(

@@ -20,7 +20,9 @@ use content::content_of;
 mod partitions;
 mod query;
 mod read;
+mod stale;
 mod write;
+pub use stale::StaleReference;
 
 pub(super) const FETCH_CONCURRENCY: usize = 16;
 pub(super) const MAX_CAS_ATTEMPTS: usize = 64;
@@ -81,6 +83,8 @@ pub struct Resource {
     id_sequence: Option<crate::coord::sequence::Sequence>,
     partitions: Arc<Vec<Partition>>,
     data_prefix: String,
+    /// Stale partition references met by this handle and its clones (see `stale.rs`).
+    stale: Arc<stale::StaleLog>,
 }
 
 struct Stored {
@@ -110,6 +114,7 @@ impl Resource {
             name: def.name.as_str().into(),
             def: Arc::new(std::sync::RwLock::new(Arc::new(def))),
             partitions: Arc::new(partitions),
+            stale: Default::default(),
         }
     }
 

@@ -29,8 +29,8 @@ pub struct Schema {
     pub version: String,
     pub fields: Vec<Field>,
     field_of: HashMap<String, usize>,
-    /// Nested object definitions: path → optional.
-    nested: HashMap<String, bool>,
+    /// Nested object definitions: path → optional as its `$$type` says (`None`: it does not).
+    nested: HashMap<String, Option<bool>>,
     attributes: Map<String, Value>,
     /// attribute path → short metadata key
     key_of: HashMap<String, String>,
@@ -51,11 +51,14 @@ fn reserved(name: &str) -> bool {
 }
 
 /// Walks a definition: value-bearing fields and nested objects, listing every problem.
+/// `lenient` (a definition read from storage): unknown rule properties are ignored with a
+/// warning instead of refused.
 fn walk(
     prefix: &str,
     defs: &Map<String, Value>,
+    lenient: bool,
     fields: &mut Vec<Field>,
-    nested: &mut HashMap<String, bool>,
+    nested: &mut HashMap<String, Option<bool>>,
     problems: &mut Vec<String>,
 ) {
     for (name, def) in defs {
@@ -67,31 +70,47 @@ fn walk(
             problems.push(format!("attribute name {path:?} is reserved or empty"));
             continue;
         }
-        match def {
-            Value::String(rule) => match Rule::parse(rule) {
-                Ok(rule) => fields.push(Field { path, rule }),
-                Err(e) => problems.push(format!("attribute {path:?}: {e}")),
-            },
+        let rule = match def {
+            Value::String(rule) => Some(Rule::parse_as(rule, lenient)),
             Value::Object(o)
                 if o.get("type").is_some_and(Value::is_string) && !o.contains_key("$$type") =>
             {
-                match Rule::from_object(o) {
-                    Ok(rule) => fields.push(Field { path, rule }),
-                    Err(e) => problems.push(format!("attribute {path:?}: {e}")),
-                }
+                Some(Rule::from_object_as(o, lenient))
             }
             Value::Object(o) => {
-                let optional = o
-                    .get("$$type")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t.contains("optional"));
+                let ty = o.get("$$type").and_then(Value::as_str).unwrap_or("");
+                let optional = if ty.contains("required") {
+                    Some(false)
+                } else if ty.contains("optional") {
+                    Some(true)
+                } else {
+                    None
+                };
                 nested.insert(path.clone(), optional);
-                walk(&format!("{path}."), o, fields, nested, problems);
+                walk(&format!("{path}."), o, lenient, fields, nested, problems);
+                None
             }
-            other => problems.push(format!(
-                "attribute {path:?}: definition must be a rule string or an object, got {}",
-                type_name(other)
-            )),
+            other => {
+                problems.push(format!(
+                    "attribute {path:?}: definition must be a rule string or an object, got {}",
+                    type_name(other)
+                ));
+                None
+            }
+        };
+        match rule {
+            None => {}
+            Some(Ok(rule)) => {
+                if !rule.ignored.is_empty() {
+                    tracing::warn!(
+                        attribute = %path,
+                        ignored = ?rule.ignored,
+                        "rule properties this engine does not know are not enforced"
+                    );
+                }
+                fields.push(Field { path, rule })
+            }
+            Some(Err(e)) => problems.push(format!("attribute {path:?}: {e}")),
         }
     }
 }
@@ -102,7 +121,7 @@ pub fn check_attributes(defs: &Map<String, Value>) -> Result<()> {
         return Err(Error::validation("a resource needs at least one attribute"));
     }
     let (mut fields, mut nested, mut problems) = (Vec::new(), HashMap::new(), Vec::new());
-    walk("", defs, &mut fields, &mut nested, &mut problems);
+    walk("", defs, false, &mut fields, &mut nested, &mut problems);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -167,7 +186,14 @@ impl Schema {
         passphrase: &str,
     ) -> Result<Schema> {
         let (mut fields, mut nested, mut problems) = (Vec::new(), HashMap::new(), Vec::new());
-        walk("", attributes, &mut fields, &mut nested, &mut problems);
+        walk(
+            "",
+            attributes,
+            true,
+            &mut fields,
+            &mut nested,
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(Error::validation(format!(
                 "invalid schema: {}",
@@ -325,8 +351,14 @@ impl Schema {
                     }
                 }
             } else if let Value::Object(child_defs) = def {
-                let optional =
-                    self.all_nested_optional || self.nested.get(&path).copied().unwrap_or(false);
+                // s3db.js: `$$type: 'object|required'` is required, `…|optional` optional,
+                // otherwise `allNestedObjectsOptional` decides.
+                let optional = self
+                    .nested
+                    .get(&path)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(self.all_nested_optional);
                 match record.shift_remove(name) {
                     Some(Value::Object(child)) => {
                         let checked =
@@ -432,6 +464,23 @@ impl Schema {
                     .map(types::number_value)
                     .unwrap_or_else(|_| Value::String(stored.into())),
                 Kind::Boolean => Value::Bool(stored == "true" || stored == "1"),
+                // This engine writes an object-notation object as JSON text (s3db.js writes
+                // `[object Object]`, which stays a string).
+                Kind::Json if stored.starts_with('{') || stored.starts_with('[') => {
+                    serde_json::from_str(stored).unwrap_or_else(|_| Value::String(stored.into()))
+                }
+                // `{type: 'enum', values: [1, true]}` stores `String(value)`: the allowed
+                // value with that text is what was written.
+                _ if f.rule.base == "enum" => f
+                    .rule
+                    .enum_values
+                    .iter()
+                    .flatten()
+                    .find(|v| {
+                        !v.is_string() && types::encode(&Kind::String, v).as_deref() == Some(stored)
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| Value::String(stored.into())),
                 _ => Value::String(stored.into()),
             },
             Some(f) => {

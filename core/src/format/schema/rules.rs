@@ -15,7 +15,7 @@ pub struct Issue {
 
 #[derive(Debug, Clone)]
 pub struct Rule {
-    /// The rule string (object notation is turned into one).
+    /// The rule string (object notation is turned into one): it decides the stored form.
     pub text: String,
     pub kind: Kind,
     pub base: String,
@@ -26,13 +26,55 @@ pub struct Rule {
     pub length: Option<usize>,
     pub integer: bool,
     pub positive: bool,
-    pub enum_values: Option<Vec<String>>,
+    pub negative: bool,
+    /// Numbers: `equal` / `notEqual`.
+    pub equal: Option<f64>,
+    pub not_equal: Option<f64>,
+    /// `enum` (strings, numbers, arrays' items) and the `values` of type `enum`.
+    pub enum_values: Option<Vec<Value>>,
     pub pattern: Option<regex_lite::Regex>,
     pub trim: bool,
     pub lowercase: bool,
     pub uppercase: bool,
+    /// String checks given as flags (`string|email`, `{type: 'string', alpha: true}`).
+    pub checks: Vec<StringCheck>,
+    /// `empty: false`: no empty string or array.
+    pub non_empty: bool,
+    /// `contains`: a substring, or an array element.
+    pub contains: Option<Value>,
+    /// Arrays: `unique`.
+    pub unique: bool,
+    /// Arrays: the rule every item passes (`items`).
+    pub items: Option<Box<Rule>>,
+    /// Objects (`{type: 'object', props: {…}}`): the rule of each property.
+    pub props: Option<Vec<(String, Rule)>>,
+    /// Objects: `strict` (`true`: unknown properties are refused, `"remove"`: dropped).
+    pub strict: Strict,
     /// Object-notation field other than an array: stored as `String(value)` (s3db.js).
     pub as_plain_string: bool,
+    /// Unknown properties tolerated in a definition read from storage (never at creation).
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringCheck {
+    Email,
+    Url,
+    Alpha,
+    Numeric,
+    Alphanum,
+    Alphadash,
+    Hex,
+    SingleLine,
+    Base64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strict {
+    #[default]
+    Keep,
+    Remove,
+    Refuse,
 }
 
 const KNOWN_BASES: &[&str] = &[
@@ -90,17 +132,93 @@ fn base_known(base: &str) -> bool {
             .is_some_and(|b| KNOWN_BASES.contains(&b))
 }
 
+/// Properties that describe a rule but check nothing.
+const META: &[&str] = &[
+    "convert",
+    "nullable",
+    "label",
+    "description",
+    "messages",
+    "encoding",
+    "mode",
+    "__plugin__",
+    "__pluginCreated__",
+];
+
+/// A rule in either notation, as (property, value) pairs: the string form gives `true` for
+/// a bare flag and `true`/`false` or the text after `:` otherwise.
+fn string_props(text: &str) -> (String, Vec<(String, Value)>) {
+    let mut parts = text.split('|').map(str::trim);
+    let base = parts.next().unwrap_or("").to_string();
+    let props = parts
+        .filter(|p| !p.is_empty())
+        .map(|part| match part.split_once(':') {
+            None => (part.to_string(), Value::Bool(true)),
+            Some((n, "true")) => (n.to_string(), Value::Bool(true)),
+            Some((n, "false")) => (n.to_string(), Value::Bool(false)),
+            Some((n, a)) => (n.to_string(), Value::String(a.to_string())),
+        })
+        .collect();
+    (base, props)
+}
+
+fn flag(name: &str, v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        other => Err(format!("rule {name:?} takes true or false, got {other}")),
+    }
+}
+
+fn number(name: &str, v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|n| n.is_finite())
+    .ok_or_else(|| format!("rule {name:?} needs a number, got {v}"))
+}
+
+/// `/body/flags` (how a JavaScript RegExp is written) or a bare pattern.
+fn regex_of(pattern: &str, flags: &str) -> Result<regex_lite::Regex, String> {
+    let (body, flags) = match pattern
+        .strip_prefix('/')
+        .and_then(|rest| rest.rsplit_once('/'))
+    {
+        Some((body, f)) if f.chars().all(|c| c.is_ascii_alphabetic()) => {
+            (body.to_string(), format!("{flags}{f}"))
+        }
+        _ => (pattern.to_string(), flags.to_string()),
+    };
+    let mut inline = String::new();
+    for c in flags.chars() {
+        match c {
+            'i' | 'm' | 's' => {
+                if !inline.contains(c) {
+                    inline.push(c)
+                }
+            }
+            'u' | 'g' | 'y' | 'd' => {}
+            other => return Err(format!("pattern flag {other:?} is not supported")),
+        }
+    }
+    let full = if inline.is_empty() {
+        body.clone()
+    } else {
+        format!("(?{inline}){body}")
+    };
+    regex_lite::Regex::new(&full).map_err(|e| format!("pattern {pattern:?}: {e}"))
+}
+
 impl Rule {
-    pub fn parse(text: &str) -> Result<Rule, String> {
-        let mut parts = text.split('|').map(str::trim);
-        let base = parts.next().unwrap_or("").to_string();
-        if !base_known(&base) {
+    fn bare(text: &str, base: &str) -> Result<Rule, String> {
+        if !base_known(base) {
             return Err(format!("unknown type {base:?}"));
         }
-        let mut rule = Rule {
+        Ok(Rule {
             text: text.to_string(),
             kind: Kind::of(text),
-            base: base.clone(),
+            base: base.to_string(),
             optional: false,
             default: None,
             min: None,
@@ -108,57 +226,47 @@ impl Rule {
             length: None,
             integer: is_integer_rule(text),
             positive: false,
+            negative: false,
+            equal: None,
+            not_equal: None,
             enum_values: None,
             pattern: None,
             trim: true,
             lowercase: false,
             uppercase: false,
+            checks: Vec::new(),
+            non_empty: false,
+            contains: None,
+            unique: false,
+            items: None,
+            props: None,
+            strict: Strict::Keep,
             as_plain_string: false,
-        };
-        for part in parts {
-            let (name, arg) = match part.split_once(':') {
-                Some((n, a)) => (n, Some(a)),
-                None => (part, None),
-            };
-            let flag = arg.map(|a| a != "false").unwrap_or(true);
-            let number = |a: Option<&str>| -> Result<f64, String> {
-                a.and_then(|a| a.parse::<f64>().ok())
-                    .ok_or_else(|| format!("rule {part:?} needs a number"))
-            };
-            match name {
-                "optional" => rule.optional = flag,
-                "required" => rule.optional = !flag,
-                "default" => rule.default = Some(default_value(&rule.kind, arg.unwrap_or(""))),
-                "min" => rule.min = Some(number(arg)?),
-                "max" => rule.max = Some(number(arg)?),
-                "length" => rule.length = Some(number(arg)? as usize),
-                "integer" => rule.integer = flag,
-                "positive" => rule.positive = flag,
-                "trim" => rule.trim = flag,
-                "lowercase" => rule.lowercase = flag,
-                "uppercase" => rule.uppercase = flag,
-                "enum" | "values" => {
-                    rule.enum_values =
-                        Some(arg.unwrap_or("").split(',').map(str::to_string).collect())
-                }
-                "pattern" => {
-                    let re = regex_lite::Regex::new(arg.unwrap_or(""))
-                        .map_err(|e| format!("pattern {arg:?}: {e}"))?;
-                    rule.pattern = Some(re)
-                }
-                "items" | "convert" | "empty" | "maxlength" | "minlength" | "props" | "strict"
-                | "nullable" | "unique" | "label" | "encoding" => {}
-                _ if name.starts_with("embedding")
-                    || name.starts_with("decimal")
-                    || name.starts_with("geo") => {}
-                other => return Err(format!("unknown rule {other:?}")),
-            }
-        }
+            ignored: Vec::new(),
+        })
+    }
+
+    /// A rule string (`"string|min:3|enum:a,b"`). Unknown properties are refused.
+    pub fn parse(text: &str) -> Result<Rule, String> {
+        Self::parse_as(text, false)
+    }
+
+    /// `lenient`: unknown properties are kept in [`Rule::ignored`] instead of refused (for
+    /// definitions read from storage, written by another client).
+    pub fn parse_as(text: &str, lenient: bool) -> Result<Rule, String> {
+        let (base, props) = string_props(text);
+        let mut rule = Self::bare(text, &base)?;
+        rule.apply(&props, false, lenient)?;
         Ok(rule)
     }
 
-    /// Object notation (`{type: 'number', optional: true, …}`).
+    /// Object notation (`{type: 'number', optional: true, …}`). Unknown properties are
+    /// refused.
     pub fn from_object(def: &Map<String, Value>) -> Result<Rule, String> {
+        Self::from_object_as(def, false)
+    }
+
+    pub fn from_object_as(def: &Map<String, Value>, lenient: bool) -> Result<Rule, String> {
         let ty = def
             .get("type")
             .and_then(Value::as_str)
@@ -169,37 +277,239 @@ impl Rule {
                 text.push_str(&format!("|items:{items}"));
             }
         }
-        let mut rule = Rule::parse(&text)?;
+        let base = text.split('|').next().unwrap_or("").to_string();
+        let mut rule = Self::bare(&text, &base)?;
         rule.as_plain_string = ty != "array";
-        rule.optional = def
-            .get("optional")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        rule.integer = def.get("integer").and_then(Value::as_bool).unwrap_or(false);
-        rule.min = def.get("min").and_then(Value::as_f64);
-        rule.max = def.get("max").and_then(Value::as_f64);
-        rule.length = def
-            .get("length")
-            .and_then(Value::as_u64)
-            .map(|n| n as usize);
-        rule.default = def.get("default").cloned();
-        if let Some(values) = def.get("enum").and_then(Value::as_array) {
-            rule.enum_values = Some(
-                values
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .collect(),
-            );
-        }
+        // Stored as the plain `type`: its own flags (`integer`) do not change the encoding.
+        rule.integer = false;
+        let props: Vec<(String, Value)> = def
+            .iter()
+            .filter(|(k, _)| k.as_str() != "type")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        rule.apply(&props, true, lenient)?;
         Ok(rule)
+    }
+
+    /// Applies the properties of either notation, the same way.
+    fn apply(
+        &mut self,
+        props: &[(String, Value)],
+        object_form: bool,
+        lenient: bool,
+    ) -> Result<(), String> {
+        for (name, v) in props {
+            let name = name.as_str();
+            match name {
+                "optional" => self.optional = flag(name, v)?,
+                "required" => self.optional = !flag(name, v)?,
+                "default" => {
+                    self.default = Some(match v {
+                        Value::String(s) if !object_form => default_value(&self.kind, s),
+                        Value::Bool(b) if !object_form => {
+                            default_value(&self.kind, if *b { "true" } else { "false" })
+                        }
+                        other => other.clone(),
+                    })
+                }
+                "min" | "minlength" => self.min = Some(number(name, v)?),
+                "max" | "maxlength" => self.max = Some(number(name, v)?),
+                "length" => self.length = Some(number(name, v)? as usize),
+                "equal" => self.equal = Some(number(name, v)?),
+                "notEqual" => self.not_equal = Some(number(name, v)?),
+                "integer" => self.integer = flag(name, v)?,
+                "positive" => self.positive = flag(name, v)?,
+                "negative" => self.negative = flag(name, v)?,
+                "trim" => self.trim = flag(name, v)?,
+                "lowercase" | "localeLowercase" | "normalize" => self.lowercase = flag(name, v)?,
+                "uppercase" | "localeUppercase" => self.uppercase = flag(name, v)?,
+                "unique" => self.unique = flag(name, v)?,
+                "empty" => self.non_empty = !flag(name, v)?,
+                "email" | "url" | "alpha" | "numeric" | "alphanum" | "alphadash" | "hex"
+                | "singleLine" | "base64" => {
+                    let check = match name {
+                        "email" => StringCheck::Email,
+                        "url" => StringCheck::Url,
+                        "alpha" => StringCheck::Alpha,
+                        "numeric" => StringCheck::Numeric,
+                        "alphanum" => StringCheck::Alphanum,
+                        "alphadash" => StringCheck::Alphadash,
+                        "hex" => StringCheck::Hex,
+                        "singleLine" => StringCheck::SingleLine,
+                        _ => StringCheck::Base64,
+                    };
+                    if flag(name, v)? {
+                        self.checks.push(check);
+                    }
+                }
+                "enum" | "values" => {
+                    let list: Vec<Value> = match v {
+                        Value::Array(a) => a.clone(),
+                        Value::String(s) => s.split(',').map(|item| self.enum_item(item)).collect(),
+                        other => return Err(format!("rule {name:?} takes a list, got {other}")),
+                    };
+                    self.enum_values = Some(list);
+                }
+                "pattern" => {
+                    let Value::String(p) = v else {
+                        return Err(format!("rule \"pattern\" takes a string, got {v}"));
+                    };
+                    let flags = props
+                        .iter()
+                        .find(|(n, _)| n == "patternFlags")
+                        .and_then(|(_, f)| f.as_str())
+                        .unwrap_or("");
+                    self.pattern = Some(regex_of(p, flags)?);
+                }
+                "patternFlags" => {
+                    if !props.iter().any(|(n, _)| n == "pattern") {
+                        return Err("rule \"patternFlags\" needs \"pattern\"".into());
+                    }
+                }
+                "contains" => self.contains = Some(v.clone()),
+                "items" => {
+                    let item = match v {
+                        Value::String(t) => Rule::parse_as(t, lenient)?,
+                        Value::Object(o) if o.get("type").is_some_and(Value::is_string) => {
+                            Rule::from_object_as(o, lenient)?
+                        }
+                        Value::Object(o) => object_rule(o, lenient)?,
+                        other => return Err(format!("rule \"items\" takes a rule, got {other}")),
+                    };
+                    self.items = Some(Box::new(item));
+                }
+                "props" | "properties" => {
+                    let Value::Object(o) = v else {
+                        return Err(format!("rule {name:?} takes an object"));
+                    };
+                    self.props = Some(props_of(o, lenient)?);
+                    // Like a nested attribute object, undeclared properties are refused
+                    // unless `strict` says otherwise.
+                    if !props.iter().any(|(n, _)| n == "strict") {
+                        self.strict = Strict::Refuse;
+                    }
+                }
+                "strict" => {
+                    self.strict = match v {
+                        Value::Bool(true) => Strict::Refuse,
+                        Value::Bool(false) => Strict::Keep,
+                        Value::String(s) if s == "remove" => Strict::Remove,
+                        other => {
+                            return Err(format!(
+                                "rule \"strict\" takes true, false or \"remove\", got {other}"
+                            ))
+                        }
+                    }
+                }
+                _ if META.contains(&name) => {}
+                _ if name.starts_with("embedding")
+                    || name.starts_with("decimal")
+                    || name.starts_with("geo") => {}
+                other if lenient => self.ignored.push(other.to_string()),
+                other => return Err(format!("unknown rule {other:?}")),
+            }
+        }
+        if self.base == "enum" && self.enum_values.is_none() {
+            return Err("type \"enum\" needs values".into());
+        }
+        Ok(())
+    }
+
+    /// One item of `enum:a,b` as the rule's type reads it (numbers for a number rule).
+    fn enum_item(&self, item: &str) -> Value {
+        let numeric = matches!(
+            self.kind,
+            Kind::Number | Kind::Integer | Kind::Money(_) | Kind::Decimal(_)
+        );
+        match item.trim() {
+            t if numeric => t
+                .parse::<f64>()
+                .map(super::types::number_value)
+                .unwrap_or_else(|_| Value::String(item.to_string())),
+            "true" | "false" if self.kind == Kind::Boolean => Value::Bool(item.trim() == "true"),
+            _ => Value::String(item.to_string()),
+        }
     }
 
     /// Checks and normalizes one present value (trim, conversions) or reports issues.
     pub fn check(&self, field: &str, value: Value, issues: &mut Vec<Issue>) -> Value {
+        let value = self.check_own(field, value, issues);
+        self.check_nested(field, value, issues)
+    }
+
+    /// Whether `enum` / `values` allow `v`.
+    fn allowed(&self, v: &Value) -> bool {
+        self.enum_values
+            .as_ref()
+            .is_none_or(|vals| vals.iter().any(|a| same_value(a, v)))
+    }
+
+    fn enum_text(&self) -> String {
+        let vals = self.enum_values.as_deref().unwrap_or_default();
+        let text: Vec<String> = vals
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        format!("one of {}", text.join(", "))
+    }
+
+    /// Items (`items`) and properties (`props`, `strict`) of a value that passed its own
+    /// checks. Items are only checked; properties are normalized like top-level fields.
+    fn check_nested(&self, field: &str, value: Value, issues: &mut Vec<Issue>) -> Value {
+        if let (Some(item), Value::Array(items)) = (&self.items, &value) {
+            for (i, v) in items.iter().enumerate() {
+                item.check(&format!("{field}[{i}]"), v.clone(), issues);
+            }
+        }
+        let (Some(props), Value::Object(mut obj)) = (&self.props, value.clone()) else {
+            return value;
+        };
+        for (name, rule) in props {
+            let path = format!("{field}.{name}");
+            match obj.get(name) {
+                None | Some(Value::Null) => {
+                    obj.shift_remove(name);
+                    if let Some(d) = &rule.default {
+                        obj.insert(name.clone(), d.clone());
+                    } else if !rule.optional {
+                        issues.push(Issue {
+                            field: path,
+                            rule: "required".into(),
+                            expected: "a value".into(),
+                            actual: "nothing".into(),
+                        });
+                    }
+                }
+                Some(v) => {
+                    let checked = rule.check(&path, v.clone(), issues);
+                    obj.insert(name.clone(), checked);
+                }
+            }
+        }
+        let unknown: Vec<String> = obj
+            .keys()
+            .filter(|k| !props.iter().any(|(n, _)| n == *k))
+            .cloned()
+            .collect();
+        match self.strict {
+            Strict::Keep => {}
+            Strict::Remove => unknown.iter().for_each(|k| {
+                obj.shift_remove(k);
+            }),
+            Strict::Refuse => issues.extend(unknown.into_iter().map(|k| Issue {
+                field: format!("{field}.{k}"),
+                rule: "unknown".into(),
+                expected: "a declared property".into(),
+                actual: "an undeclared field".into(),
+            })),
+        }
+        Value::Object(obj)
+    }
+
+    fn check_own(&self, field: &str, value: Value, issues: &mut Vec<Issue>) -> Value {
         let mut fail = |rule: &str, expected: String, actual: &Value| {
             issues.push(Issue {
                 field: field.to_string(),
@@ -240,6 +550,12 @@ impl Rule {
             }
             (_, v) => v,
         };
+        if base == "enum" {
+            if !self.allowed(&value) {
+                fail("enum", self.enum_text(), &value);
+            }
+            return value;
+        }
         let numeric = matches!(
             self.kind,
             Kind::Number
@@ -259,6 +575,22 @@ impl Rule {
             }
             if self.positive && n <= 0.0 {
                 fail("positive", "a positive number".into(), &value);
+            }
+            if self.negative && n >= 0.0 {
+                fail("negative", "a negative number".into(), &value);
+            }
+            if let Some(e) = self.equal {
+                if n != e {
+                    fail("equal", format!("{e}"), &value);
+                }
+            }
+            if let Some(e) = self.not_equal {
+                if n == e {
+                    fail("notEqual", format!("not {e}"), &value);
+                }
+            }
+            if !self.allowed(&value) {
+                fail("enum", self.enum_text(), &value);
             }
             if let Some(min) = self.min {
                 if n < min {
@@ -285,6 +617,8 @@ impl Rule {
             Kind::Boolean => {
                 if !value.is_boolean() {
                     fail("type", "boolean".into(), &value)
+                } else if !self.allowed(&value) {
+                    fail("enum", self.enum_text(), &value);
                 }
             }
             Kind::Array(items) => match value.as_array() {
@@ -307,6 +641,31 @@ impl Rule {
                     };
                     if !ok {
                         fail("items", format!("{items:?} items").to_lowercase(), &value);
+                    }
+                    if let Some(l) = self.length {
+                        if a.len() != l {
+                            fail("length", format!("{l} items"), &value);
+                        }
+                    }
+                    if self.non_empty && a.is_empty() {
+                        fail("empty", "at least one item".into(), &value);
+                    }
+                    if self.unique {
+                        let dup = a
+                            .iter()
+                            .enumerate()
+                            .any(|(i, x)| a[..i].iter().any(|y| same_value(x, y)));
+                        if dup {
+                            fail("unique", "no repeated items".into(), &value);
+                        }
+                    }
+                    if let Some(c) = &self.contains {
+                        if !a.iter().any(|x| same_value(x, c)) {
+                            fail("contains", format!("an item {c}"), &value);
+                        }
+                    }
+                    if !a.iter().all(|x| self.allowed(x)) {
+                        fail("enum", format!("items {}", self.enum_text()), &value);
                     }
                 }
             },
@@ -354,14 +713,20 @@ impl Rule {
                     fail("type", "string".into(), &value);
                     return value;
                 };
-                self.check_string(s, &value, &mut fail);
+                self.check_string(s, &value, field.ends_with(']'), &mut fail);
             }
         }
         value
     }
 
-    fn check_string(&self, s: &str, value: &Value, fail: &mut impl FnMut(&str, String, &Value)) {
-        if matches!(s, "null" | "undefined") {
+    fn check_string(
+        &self,
+        s: &str,
+        value: &Value,
+        item: bool,
+        fail: &mut impl FnMut(&str, String, &Value),
+    ) {
+        if !item && matches!(s, "null" | "undefined") {
             fail(
                 "lossless",
                 "a string s3db.js can read back (it reads \"null\"/\"undefined\" as absent)".into(),
@@ -384,9 +749,37 @@ impl Rule {
                 fail("length", format!("{l} characters"), value);
             }
         }
-        if let Some(values) = &self.enum_values {
-            if !values.iter().any(|v| v == s) {
-                fail("enum", format!("one of {}", values.join(", ")), value);
+        if !self.allowed(value) {
+            fail("enum", self.enum_text(), value);
+        }
+        if self.non_empty && s.is_empty() {
+            fail("empty", "a non-empty string".into(), value);
+        }
+        if let Some(c) = &self.contains {
+            if !c.as_str().is_some_and(|c| s.contains(c)) {
+                fail("contains", format!("a string containing {c}"), value);
+            }
+        }
+        for check in &self.checks {
+            let ok = match check {
+                StringCheck::Email => is_email(s),
+                StringCheck::Url => is_url(s),
+                StringCheck::Alpha => s.chars().all(|c| c.is_ascii_alphabetic()),
+                StringCheck::Numeric => s.chars().all(|c| c.is_ascii_digit()),
+                StringCheck::Alphanum => s.chars().all(|c| c.is_ascii_alphanumeric()),
+                StringCheck::Alphadash => s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                StringCheck::Hex => {
+                    !s.is_empty()
+                        && s.len().is_multiple_of(2)
+                        && s.chars().all(|c| c.is_ascii_hexdigit())
+                }
+                StringCheck::SingleLine => !s.contains(['\r', '\n']),
+                StringCheck::Base64 => is_base64(s),
+            };
+            if !ok {
+                fail("format", format!("{check:?}").to_lowercase(), value);
             }
         }
         if let Some(re) = &self.pattern {
@@ -395,18 +788,8 @@ impl Rule {
             }
         }
         let ok = match (&self.kind, self.base.as_str()) {
-            (_, "email") => {
-                let mut p = s.splitn(2, '@');
-                let (user, host) = (p.next().unwrap_or(""), p.next().unwrap_or(""));
-                !user.is_empty()
-                    && host.contains('.')
-                    && !host.starts_with('.')
-                    && !host.ends_with('.')
-                    && !s.contains(char::is_whitespace)
-            }
-            (_, "url") => {
-                url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https" | "ftp"))
-            }
+            (_, "email") => is_email(s),
+            (_, "url") => is_url(s),
             (Kind::Uuid, _) => {
                 let hex: String = s.chars().filter(|c| *c != '-').collect();
                 hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
@@ -446,6 +829,78 @@ impl Rule {
             fail("format", format!("a valid {}", self.base), value);
         }
     }
+}
+
+fn is_email(s: &str) -> bool {
+    let mut p = s.splitn(2, '@');
+    let (user, host) = (p.next().unwrap_or(""), p.next().unwrap_or(""));
+    !user.is_empty()
+        && host.contains('.')
+        && !host.starts_with('.')
+        && !host.ends_with('.')
+        && !s.contains(char::is_whitespace)
+}
+
+fn is_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https" | "ftp"))
+}
+
+fn is_base64(s: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).is_ok()
+}
+
+/// JSON equality with numbers compared by value (`1` and `1.0` are the same).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, a)| y.get(k).is_some_and(|b| same_value(a, b)))
+        }
+        _ => a == b,
+    }
+}
+
+/// A nested plain object, as s3db.js reads it: `{type: 'object', props, strict: false}`,
+/// optional unless its `$$type` says `required`.
+fn object_rule(o: &Map<String, Value>, lenient: bool) -> Result<Rule, String> {
+    let mut rule = Rule::bare("object", "object")?;
+    let ty = o.get("$$type").and_then(Value::as_str).unwrap_or("");
+    rule.optional = !ty.contains("required");
+    rule.strict = Strict::Refuse;
+    let inner: Map<String, Value> = o
+        .iter()
+        .filter(|(k, _)| !k.starts_with("$$"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    rule.props = Some(props_of(&inner, lenient)?);
+    Ok(rule)
+}
+
+/// The rules of an object's properties (`props` / `properties`).
+fn props_of(o: &Map<String, Value>, lenient: bool) -> Result<Vec<(String, Rule)>, String> {
+    o.iter()
+        .filter(|(k, _)| !k.contains("$$"))
+        .map(|(k, v)| {
+            let rule = match v {
+                Value::String(t) => Rule::parse_as(t, lenient),
+                Value::Object(d)
+                    if d.get("type").is_some_and(Value::is_string) && !d.contains_key("$$type") =>
+                {
+                    Rule::from_object_as(d, lenient)
+                }
+                Value::Object(d) => object_rule(d, lenient),
+                other => Err(format!("a rule string or object, got {other}")),
+            }
+            .map_err(|e| format!("property {k:?}: {e}"))?;
+            Ok((k.clone(), rule))
+        })
+        .collect()
 }
 
 fn default_value(kind: &Kind, arg: &str) -> Value {
