@@ -443,6 +443,12 @@ impl FileStore {
     }
 
     fn commit(&self, st: &Stripe, key: &str, op: JournalOp) -> StoreResult<()> {
+        let journal = self.write_journal(st, key, op)?;
+        self.roll_forward(st, &journal)
+    }
+
+    /// Step 2, the commit point.
+    fn write_journal(&self, st: &Stripe, key: &str, op: JournalOp) -> StoreResult<Journal> {
         let journal = Journal {
             op,
             key: key.to_string(),
@@ -453,7 +459,7 @@ impl FileStore {
         if self.fsync {
             sync_dir(&self.root.join(STATE_DIR))?;
         }
-        self.roll_forward(st, &journal)
+        Ok(journal)
     }
 
     /// Writes a record with the stripe lock held.
@@ -461,6 +467,19 @@ impl FileStore {
         &self,
         st: &Stripe,
         key: &str,
+        body: &[u8],
+        metadata: Metadata,
+        content_type: Option<String>,
+    ) -> StoreResult<String> {
+        let etag = self.stage(st, body, metadata, content_type)?;
+        self.commit(st, key, JournalOp::Put)?;
+        Ok(etag)
+    }
+
+    /// Step 1: the new body and sidecar, staged in the stripe's files.
+    fn stage(
+        &self,
+        st: &Stripe,
         body: &[u8],
         metadata: Metadata,
         content_type: Option<String>,
@@ -486,7 +505,6 @@ impl FileStore {
             let _ = fs::remove_file(&st.meta);
             return Err(io_err(e));
         }
-        self.commit(st, key, JournalOp::Put)?;
         Ok(etag)
     }
 
@@ -844,5 +862,218 @@ impl ObjectStore for FileStore {
         let wait = (timeouts.request / 2).max(Duration::from_millis(100));
         self.lock_wait_ms
             .store(wait.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FileStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn req(body: &str, gen: u32) -> PutRequest {
+        let mut metadata = Metadata::new();
+        metadata.insert("gen".into(), gen.to_string());
+        PutRequest {
+            body: Bytes::from(body.to_string()),
+            metadata,
+            content_type: Some("application/json".into()),
+            condition: WriteCondition::None,
+        }
+    }
+
+    async fn read(s: &FileStore, key: &str) -> Option<(String, String)> {
+        match s.get(key).await {
+            Ok(o) => Some((
+                String::from_utf8(o.body.to_vec()).unwrap(),
+                o.head.metadata["gen"].clone(),
+            )),
+            Err(StoreError::NotFound) => None,
+            Err(e) => panic!("{key}: {e}"),
+        }
+    }
+
+    /// A file lock on the key's stripe, held as another process would hold it.
+    fn hold(s: &FileStore, key: &str) -> File {
+        let f = s.open_lock_file(&s.stripe(key)).unwrap();
+        f.lock().unwrap();
+        f
+    }
+
+    /// Leaves a write of `key` as a writer killed after step `steps` would (1: staged,
+    /// 2: journal written, 3: body moved).
+    fn killed_put(s: &FileStore, key: &str, body: &str, gen: u32, steps: u32) {
+        let st = s.stripe(key);
+        let r = req(body, gen);
+        s.stage(&st, &r.body, r.metadata, r.content_type).unwrap();
+        if steps >= 2 {
+            s.write_journal(&st, key, JournalOp::Put).unwrap();
+        }
+        if steps >= 3 {
+            s.move_into(&st.body, &s.root.join(key)).unwrap();
+        }
+    }
+
+    fn state_files(s: &FileStore) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(s.root.join(STATE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn keys(s: &FileStore, prefix: &str) -> Vec<String> {
+        s.list(prefix, None, 1000).await.unwrap().keys
+    }
+
+    #[tokio::test]
+    async fn records_keep_the_s3db_js_layout() {
+        let (dir, s) = store();
+        let etag = s.put("a/b", req("{\"x\":1}", 1)).await.unwrap();
+        assert_eq!(fs::read(dir.path().join("a/b")).unwrap(), b"{\"x\":1}");
+        let side: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.path().join("a/b.meta.json")).unwrap()).unwrap();
+        assert_eq!(side["metadata"]["gen"], "1");
+        assert_eq!(side["contentType"], "application/json");
+        assert_eq!(side["size"], 7);
+        assert_eq!(format!("\"{}\"", side["etag"].as_str().unwrap()), etag);
+        assert!(state_files(&s).is_empty());
+        assert_eq!(keys(&s, "").await, ["a/b"]);
+    }
+
+    #[tokio::test]
+    async fn a_committed_write_of_a_dead_writer_is_read_then_rolled_forward() {
+        for steps in [2, 3] {
+            let (_dir, s) = store();
+            s.put("k", req("old", 1)).await.unwrap();
+            killed_put(&s, "k", "new", 2, steps);
+            {
+                // The lock is held, as if the writer were only stalled: readers see the
+                // journal's view and leave it in place.
+                let _held = hold(&s, "k");
+                assert_eq!(read(&s, "k").await, Some(("new".into(), "2".into())));
+                assert_eq!(s.head("k").await.unwrap().metadata["gen"], "2");
+                let left = state_files(&s);
+                assert!(
+                    left.iter().any(|n| n.ends_with(".journal")),
+                    "{steps} {left:?}"
+                );
+            }
+            // Lock free: the writer is dead; the reader finishes its write.
+            assert_eq!(read(&s, "k").await, Some(("new".into(), "2".into())));
+            assert!(state_files(&s).is_empty(), "{:?}", state_files(&s));
+            assert_eq!(fs::read(s.root.join("k")).unwrap(), b"new");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_committed_create_is_listed_before_it_is_moved_into_place() {
+        let (_dir, s) = store();
+        killed_put(&s, "r/new", "v", 1, 2);
+        let _held = hold(&s, "r/new");
+        assert_eq!(keys(&s, "r/").await, ["r/new"]);
+        assert_eq!(read(&s, "r/new").await, Some(("v".into(), "1".into())));
+    }
+
+    #[tokio::test]
+    async fn staged_files_without_a_journal_are_rolled_back() {
+        let (_dir, s) = store();
+        s.put("k", req("old", 1)).await.unwrap();
+        killed_put(&s, "k", "new", 2, 1);
+        assert_eq!(read(&s, "k").await, Some(("old".into(), "1".into())));
+        assert_eq!(keys(&s, "").await, ["k"]);
+        assert_eq!(state_files(&s).len(), 2);
+        s.recover().unwrap();
+        assert!(state_files(&s).is_empty());
+        assert_eq!(read(&s, "k").await, Some(("old".into(), "1".into())));
+    }
+
+    #[tokio::test]
+    async fn the_next_writer_of_the_stripe_finishes_a_dead_writers_commit() {
+        let (_dir, s) = store();
+        killed_put(&s, "k", "new", 2, 3);
+        s.put("k", req("newer", 3)).await.unwrap();
+        assert_eq!(read(&s, "k").await, Some(("newer".into(), "3".into())));
+        assert!(state_files(&s).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_journal_means_no_commit() {
+        let (_dir, s) = store();
+        s.put("k", req("old", 1)).await.unwrap();
+        killed_put(&s, "k", "new", 2, 1);
+        fs::write(&s.stripe("k").journal, b"{\"op\":\"pu").unwrap();
+        assert_eq!(read(&s, "k").await, Some(("old".into(), "1".into())));
+        assert!(state_files(&s).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_killed_delete_is_finished() {
+        let (dir, s) = store();
+        s.put("d/k", req("v", 1)).await.unwrap();
+        let st = s.stripe("d/k");
+        s.write_journal(&st, "d/k", JournalOp::Delete).unwrap();
+        fs::remove_file(dir.path().join("d/k.meta.json")).unwrap();
+        assert_eq!(keys(&s, "").await, Vec::<String>::new());
+        assert_eq!(read(&s, "d/k").await, None);
+        assert!(state_files(&s).is_empty());
+        assert!(!dir.path().join("d").exists());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_lock_holder_blocks_only_its_own_stripe() {
+        let (_dir, s) = store();
+        s.set_timeouts(&Timeouts {
+            request: Duration::from_millis(300),
+            ..Timeouts::default()
+        });
+        s.put("a", req("1", 1)).await.unwrap();
+        let other = (0..100)
+            .map(|i| format!("b{i}"))
+            .find(|k| stripe_index(k) != stripe_index("a"))
+            .unwrap();
+        let _held = hold(&s, "a");
+        let started = Instant::now();
+        s.put(&other, req("2", 2)).await.unwrap();
+        assert_eq!(read(&s, "a").await, Some(("1".into(), "1".into())));
+        assert!(started.elapsed() < Duration::from_millis(100));
+        let err = s.put("a", req("3", 3)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Transient(_)), "{err:?}");
+        assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn listing_shows_records_only() {
+        let (dir, s) = store();
+        s.put("r/a", req("1", 1)).await.unwrap();
+        fs::write(dir.path().join("r/orphan"), b"body without sidecar").unwrap();
+        fs::write(dir.path().join("r/.s3db-tmp-1-a"), b"old temp").unwrap();
+        fs::write(dir.path().join(".s3db.lock"), b"").unwrap();
+        killed_put(&s, "r/b", "staged", 1, 1);
+        assert_eq!(keys(&s, "").await, ["r/a"]);
+        assert_eq!(read(&s, "r/orphan").await, None);
+        assert!(s.put(".s3db/x", req("1", 1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn reads_are_verified() {
+        let (dir, s) = store();
+        s.put("k", req("hello", 1)).await.unwrap();
+        fs::write(dir.path().join("k"), b"hellO").unwrap();
+        assert!(matches!(s.get("k").await, Err(StoreError::Integrity(_))));
+        fs::write(dir.path().join("k"), b"hell").unwrap();
+        assert!(matches!(s.get("k").await, Err(StoreError::Integrity(_))));
+        // A sidecar from elsewhere with an opaque etag is checked by size only.
+        let side = serde_json::json!({"metadata": {"gen": "7"}, "contentType": "text/plain",
+            "etag": "e".repeat(32), "lastModified": "2024-01-15T12:00:00.000Z", "size": 4,
+            "contentLength": 4, "compressed": false});
+        fs::write(dir.path().join("k.meta.json"), side.to_string()).unwrap();
+        assert_eq!(read(&s, "k").await, Some(("hell".into(), "7".into())));
     }
 }
