@@ -518,3 +518,20 @@ async fn a_silent_server_is_bounded_by_the_timeouts() {
     }
     assert!(err.to_string().contains("timed out"), "{err}");
 }
+
+#[tokio::test]
+async fn a_failed_tls_handshake_is_permanent() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let _ = conn.write_all(b"HTTP/1.1 400 not TLS\r\n\r\n").await;
+        }
+    });
+    let s = Store::open(&format!("https://k:s@{addr}/bkt"))
+        .await
+        .unwrap();
+    let err = s.get("r").await.unwrap_err();
+    assert!(matches!(err, StoreError::Fatal(_)), "{err:?}");
+    assert_eq!(s.stats().get, 1);
+}

@@ -27,6 +27,12 @@ const OTHER_HEADERS: usize = 128;
 #[error("could not connect: {0}")]
 pub(crate) struct NotSent(#[source] pub BoxError);
 
+/// The TLS handshake failed (certificate, protocol): nothing was sent, and trying again
+/// will not help.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS handshake failed: {0}")]
+pub(crate) struct TlsRefused(#[source] pub BoxError);
+
 #[derive(Debug, Clone)]
 pub(crate) struct S3HttpClient {
     connector: SharedHttpConnector,
@@ -108,6 +114,9 @@ impl HttpConnector for Connector {
 
 fn connector_error(err: hyper_util::client::legacy::Error) -> ConnectorError {
     if err.is_connect() {
+        if error_chain(&err).any(|e| e.is::<rustls::Error>()) {
+            return ConnectorError::user(Box::new(TlsRefused(err.into())));
+        }
         return ConnectorError::io(Box::new(NotSent(err.into())));
     }
     let hyper = find_source::<hyper::Error>(&err);
@@ -122,12 +131,18 @@ fn connector_error(err: hyper_util::client::legacy::Error) -> ConnectorError {
 pub(crate) fn find_source<'a, E: std::error::Error + 'static>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a E> {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(found) = e.downcast_ref::<E>() {
-            return Some(found);
-        }
-        next = e.source();
-    }
-    None
+    error_chain(err).find_map(|e| e.downcast_ref::<E>())
+}
+
+/// An error and its sources, entering the payload of each `io::Error` (whose `source()`
+/// skips it).
+fn error_chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |&e| match e.downcast_ref::<std::io::Error>() {
+        Some(io) => io
+            .get_ref()
+            .map(|inner| inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    })
 }
