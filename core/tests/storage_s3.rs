@@ -535,3 +535,37 @@ async fn a_failed_tls_handshake_is_permanent() {
     assert!(matches!(err, StoreError::Fatal(_)), "{err:?}");
     assert_eq!(s.stats().get, 1);
 }
+
+/// On a real server (`S3DB_TEST_S3_URL`): a record with hundreds of metadata headers reads
+/// back verified, and the clean paths cost one request each. (Servers cap the request's
+/// header section near 8 KB, and SigV4 lists every header name once more.)
+#[tokio::test]
+async fn a_real_server_reads_back_what_fits_in_user_metadata() {
+    let Ok(url) = std::env::var("S3DB_TEST_S3_URL") else {
+        return;
+    };
+    let prefix = format!("storage-{}", std::process::id());
+    let s = Store::open(&format!("{}/{prefix}", url.trim_end_matches('/')))
+        .await
+        .unwrap();
+    let mut metadata = Metadata::new();
+    for i in 0..200u32 {
+        metadata.insert(format!("{i:x}"), "v".into());
+    }
+    let body = Bytes::from(vec![b'x'; 10_000]);
+    let sent = PutRequest {
+        body: body.clone(),
+        metadata: metadata.clone(),
+        content_type: Some("application/json".into()),
+        condition: WriteCondition::IfNoneMatch,
+    };
+    let etag = s.put("many", sent).await.unwrap();
+    let got = s.get("many").await.unwrap();
+    assert_eq!(
+        (got.head.metadata, got.body, got.head.etag),
+        (metadata, body, etag)
+    );
+    s.delete("many", None).await.unwrap();
+    assert_eq!(counts(&s), (1, 0, 1, 1));
+    assert_eq!(s.fault_stats(), Default::default());
+}
