@@ -28,6 +28,15 @@ pub enum Endpoint {
     },
 }
 
+/// A parsed connection string. Query options besides s3db.js's (`region`, `sessionToken`,
+/// `metadataLimit`), on every scheme unless noted:
+///
+/// | option | unit | default | |
+/// |---|---|---|---|
+/// | `connectTimeout` | ms | 5000 | establishing a connection (S3) |
+/// | `requestTimeout` | ms | 15000 | one attempt of one request; a `file://` writer waits half of it for a lock |
+/// | `operationTimeout` | ms | 30000 | one operation, retries and backoff included |
+/// | `fsync` | `true`/`false` | `false` | `file://` only: sync files and directories before a write returns |
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionString {
     pub endpoint: Endpoint,

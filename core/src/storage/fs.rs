@@ -309,15 +309,15 @@ impl FileStore {
         }
     }
 
-    /// Takes the stripe lock (waiting at most the lock wait), then finishes whatever a dead
-    /// holder left.
+    /// Takes the stripe lock, then finishes whatever a dead holder left. Gives up once the
+    /// lock wait (half the request timeout) has passed since the call.
     fn lock_stripe(&self, st: &Stripe) -> StoreResult<StripeGuard> {
+        let wait = Duration::from_millis(self.lock_wait_ms.load(Ordering::Relaxed));
+        let deadline = Instant::now() + wait;
         let local = LOCAL_LOCKS[st.index]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let file = self.open_lock_file(st)?;
-        let wait = Duration::from_millis(self.lock_wait_ms.load(Ordering::Relaxed));
-        let deadline = Instant::now() + wait;
         let mut pause = Duration::from_micros(100);
         loop {
             match file.try_lock() {
@@ -328,7 +328,7 @@ impl FileStore {
                 }
                 Err(TryLockError::WouldBlock) => {
                     return Err(StoreError::Transient(format!(
-                        "file store: another process held lock stripe {:02x} for {} ms",
+                        "file store: lock stripe {:02x} was held elsewhere for {} ms",
                         st.index,
                         wait.as_millis()
                     )))
@@ -1059,6 +1059,18 @@ mod tests {
         assert_eq!(keys(&s, "").await, ["r/a"]);
         assert_eq!(read(&s, "r/orphan").await, None);
         assert!(s.put(".s3db/x", req("1", 1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn synced_writes_work_the_same() {
+        let (dir, s) = store();
+        let s = s.with_fsync(true);
+        let etag = s.put("a/b", req("v", 1)).await.unwrap();
+        assert_eq!(s.head("a/b").await.unwrap().etag, etag);
+        s.delete("a/b", Some(&etag)).await.unwrap();
+        assert_eq!(read(&s, "a/b").await, None);
+        assert!(!dir.path().join("a").exists());
+        assert!(state_files(&s).is_empty());
     }
 
     #[tokio::test]
