@@ -596,14 +596,14 @@ fn is_our_put(head: &ObjectHead, req: &PutRequest) -> bool {
             ))
 }
 
-/// S3 lower-cases user-metadata keys.
+/// S3 lower-cases user-metadata keys, and HTTP trims header values.
 fn metadata_equal(stored: &Metadata, sent: &Metadata) -> bool {
     stored.len() == sent.len()
         && sent.iter().all(|(k, v)| {
             stored
                 .get(k)
                 .or_else(|| stored.get(&k.to_ascii_lowercase()))
-                == Some(v)
+                .is_some_and(|s| s.trim() == v.trim())
         })
 }
 
