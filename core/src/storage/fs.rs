@@ -9,9 +9,9 @@
 //! 3. Body, then sidecar are renamed into place (a delete removes sidecar, then body), and the
 //!    journal is removed.
 //!
-//! A reader takes no lock. While a journal names its key, it reads the journal's view (staged
+//! A reader waits for no lock. While a journal names its key, it reads the journal's view (staged
 //! file if still there, else the target); otherwise it reads sidecar and body and accepts them
-//! only if no journal for the key appeared meanwhile and the sidecar is still the same inode.
+//! only if no journal for the key appeared meanwhile and the sidecar is still the same file.
 //! A killed writer's journal is rolled forward by the next holder of the stripe lock (a later
 //! write, a reader finding the lock free, or [`FileStore::recover`], run at open); staged files
 //! without a journal are rolled back. Nothing in `.s3db/` has a `.meta.json` name, so
@@ -20,7 +20,6 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind as IoKind, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -144,6 +143,23 @@ fn write_file(path: &Path, data: &[u8], sync: bool) -> std::io::Result<()> {
 
 fn sync_dir(dir: &Path) -> StoreResult<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)
+}
+
+/// Tells files apart: a rename puts a new file at the path.
+#[cfg(unix)]
+fn file_id(meta: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(meta: &fs::Metadata) -> (u64, u64) {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    (meta.len(), modified)
 }
 
 fn sidecar_of(path: &Path) -> PathBuf {
@@ -629,14 +645,15 @@ impl FileStore {
         side_path: &Path,
         with_body: bool,
     ) -> StoreResult<Read2> {
-        let (side, inode) = match File::open(side_path) {
+        // The sidecar stays open until the end, so that its file id cannot be reused.
+        let (side, id, _open) = match File::open(side_path) {
             Ok(mut f) => {
-                let inode = f.metadata().map_err(io_err)?.ino();
+                let id = file_id(&f.metadata().map_err(io_err)?);
                 let mut buf = Vec::new();
                 f.read_to_end(&mut buf).map_err(io_err)?;
-                (Some(buf), Some(inode))
+                (Some(buf), Some(id), Some(f))
             }
-            Err(e) if e.kind() == IoKind::NotFound => (None, None),
+            Err(e) if e.kind() == IoKind::NotFound => (None, None, None),
             Err(e) => return Err(io_err(e)),
         };
         let body = match (with_body, &side) {
@@ -646,12 +663,12 @@ impl FileStore {
         if !matches!(self.pending(st, key)?, Pending::None) {
             return Ok(Read2::Retry);
         }
-        let inode_now = match fs::metadata(side_path) {
-            Ok(m) => Some(m.ino()),
+        let id_now = match fs::metadata(side_path) {
+            Ok(m) => Some(file_id(&m)),
             Err(e) if e.kind() == IoKind::NotFound => None,
             Err(e) => return Err(io_err(e)),
         };
-        if inode_now != inode {
+        if id_now != id {
             return Ok(Read2::Retry);
         }
         self.found(side, body, side_path, with_body)
