@@ -30,6 +30,9 @@ pub struct S3Store {
     connect_timeout: Arc<Mutex<Duration>>,
     metadata_limit: usize,
     tls: bool,
+    /// The environment routes the endpoint through a proxy: the SDK's own client then, which
+    /// supports proxies but keeps hyper's limit of 100 response headers.
+    proxied: bool,
 }
 
 const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
@@ -60,6 +63,17 @@ impl S3Store {
             "s3db-connection-string",
         );
         let tls = endpoint.as_deref().is_none_or(|e| e.starts_with("https:"));
+        let origin = endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let proxied = origin.parse::<hyper::Uri>().is_ok_and(|uri| {
+            hyper_util::client::proxy::matcher::Matcher::from_env()
+                .intercept(&uri)
+                .is_some()
+        });
+        if proxied {
+            tracing::warn!("S3 through a proxy: responses with over 100 headers cannot be read");
+        }
         let connect = conn.timeouts.connect;
         let mut builder = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
@@ -68,8 +82,10 @@ impl S3Store {
             .retry_config(RetryConfig::disabled())
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .timeout_config(TimeoutConfig::disabled())
-            .http_client(S3HttpClient::new(connect, conn.metadata_limit, tls));
+            .timeout_config(TimeoutConfig::builder().connect_timeout(connect).build());
+        if !proxied {
+            builder = builder.http_client(S3HttpClient::new(connect, conn.metadata_limit, tls));
+        }
         if let Some(ep) = endpoint {
             builder = builder.endpoint_url(ep).force_path_style(true);
         }
@@ -79,7 +95,30 @@ impl S3Store {
             connect_timeout: Arc::new(Mutex::new(connect)),
             metadata_limit: conn.metadata_limit,
             tls,
+            proxied,
         })
+    }
+
+    /// Rebuilds the client around a new connect timeout (request and operation timeouts are
+    /// the [`Store`](super::Store)'s).
+    fn set_connect_timeout(&self, timeout: Duration) {
+        let mut current = self
+            .connect_timeout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *current == timeout {
+            return;
+        }
+        *current = timeout;
+        let mut client = self.client.write().unwrap_or_else(|p| p.into_inner());
+        let mut config = client
+            .config()
+            .to_builder()
+            .timeout_config(TimeoutConfig::builder().connect_timeout(timeout).build());
+        if !self.proxied {
+            config = config.http_client(S3HttpClient::new(timeout, self.metadata_limit, self.tls));
+        }
+        *client = Client::from_conf(config.build());
     }
 
     fn client(&self) -> Client {
@@ -137,7 +176,12 @@ where
         (_, Some(501), _) => StoreError::Fatal(describe(&err)),
         (_, Some(s), _) if s >= 500 => maybe_applied(describe(&err)),
         (SdkError::DispatchFailure(d), _, _) => {
-            if find_source::<NotSent>(&err).is_some() {
+            let connect = find_source::<NotSent>(&err).is_some()
+                || find_source::<hyper_util::client::legacy::Error>(&err)
+                    .is_some_and(|e| e.is_connect());
+            if find_source::<rustls::Error>(&err).is_some() {
+                StoreError::Fatal(describe(&err))
+            } else if connect {
                 StoreError::Transient(describe(&err))
             } else if d.is_user() || (d.is_other() && !write) {
                 StoreError::Fatal(describe(&err))
@@ -397,24 +441,6 @@ impl ObjectStore for S3Store {
     }
 
     fn set_timeouts(&self, timeouts: &Timeouts) {
-        let mut connect = self
-            .connect_timeout
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if *connect == timeouts.connect {
-            return;
-        }
-        *connect = timeouts.connect;
-        let mut client = self.client.write().unwrap_or_else(|p| p.into_inner());
-        let config = client
-            .config()
-            .to_builder()
-            .http_client(S3HttpClient::new(
-                timeouts.connect,
-                self.metadata_limit,
-                self.tls,
-            ))
-            .build();
-        *client = Client::from_conf(config);
+        self.set_connect_timeout(timeouts.connect);
     }
 }
