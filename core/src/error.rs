@@ -13,10 +13,13 @@ pub enum ErrorKind {
     LockLost,
     Corrupt,
     Storage,
+    /// A write may or may not have been applied (its response was lost and reading back
+    /// could not tell).
+    OutcomeUnknown,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::PreconditionFailed,
@@ -27,6 +30,7 @@ impl ErrorKind {
         ErrorKind::LockLost,
         ErrorKind::Corrupt,
         ErrorKind::Storage,
+        ErrorKind::OutcomeUnknown,
     ];
 
     /// The code every binding exposes (`err.code` in Node, `code` attribute in Python).
@@ -42,6 +46,7 @@ impl ErrorKind {
             ErrorKind::LockLost => "LOCK_LOST",
             ErrorKind::Corrupt => "CORRUPT",
             ErrorKind::Storage => "STORAGE",
+            ErrorKind::OutcomeUnknown => "OUTCOME_UNKNOWN",
         }
     }
 
@@ -58,6 +63,7 @@ impl ErrorKind {
             ErrorKind::LockLost => 8,
             ErrorKind::Corrupt => 9,
             ErrorKind::Storage => 10,
+            ErrorKind::OutcomeUnknown => 11,
         }
     }
 }

@@ -6,6 +6,8 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
+use super::Timeouts;
+
 /// Where the data lives, parsed from a connection string (s3db.js syntax).
 #[derive(Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -26,6 +28,15 @@ pub enum Endpoint {
     },
 }
 
+/// A parsed connection string. Query options besides s3db.js's (`region`, `sessionToken`,
+/// `metadataLimit`), on every scheme unless noted:
+///
+/// | option | unit | default | |
+/// |---|---|---|---|
+/// | `connectTimeout` | ms | 5000 | establishing a connection (S3) |
+/// | `requestTimeout` | ms | 15000 | one attempt of one request; a `file://` writer waits half of it for a lock |
+/// | `operationTimeout` | ms | 30000 | one operation, retries and backoff included |
+/// | `fsync` | `true`/`false` | `false` | `file://` only: sync files and directories before a write returns |
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionString {
     pub endpoint: Endpoint,
@@ -33,6 +44,11 @@ pub struct ConnectionString {
     /// User-metadata budget the behaviors work with (s3db.js: `?metadataLimit=`, 8192 on R2,
     /// else 2047).
     pub metadata_limit: usize,
+    /// `?connectTimeout=`, `?requestTimeout=`, `?operationTimeout=` (milliseconds).
+    pub timeouts: Timeouts,
+    /// `file://…?fsync=true`: every write is on disk (file and directory synced) before it
+    /// returns. Without it writes are atomic and survive a killed process, not a power cut.
+    pub fsync: bool,
 }
 
 pub const DEFAULT_METADATA_LIMIT: usize = 2047;
@@ -68,6 +84,8 @@ impl fmt::Debug for ConnectionString {
             .field("endpoint", &self.endpoint)
             .field("prefix", &self.prefix)
             .field("metadata_limit", &self.metadata_limit)
+            .field("timeouts", &self.timeouts)
+            .field("fsync", &self.fsync)
             .finish()
     }
 }
@@ -87,16 +105,34 @@ fn malformed(why: &str) -> Error {
 impl ConnectionString {
     pub fn parse(input: &str) -> Result<ConnectionString> {
         if let Some(rest) = input.strip_prefix("file://") {
-            if rest.is_empty() {
+            let (path, query) = match rest.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (rest, None),
+            };
+            if path.is_empty() {
                 return Err(malformed("file:// needs a path"));
             }
-            return Ok(ConnectionString {
+            let mut conn = ConnectionString {
                 endpoint: Endpoint::File {
-                    root: PathBuf::from(decode(rest)?),
+                    root: PathBuf::from(decode(path)?),
                 },
                 prefix: String::new(),
                 metadata_limit: DEFAULT_METADATA_LIMIT,
-            });
+                timeouts: Timeouts::default(),
+                fsync: false,
+            };
+            for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+                if k == "fsync" {
+                    conn.fsync = match v.as_ref() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(malformed("fsync must be true or false")),
+                    };
+                } else {
+                    timeout_option(&mut conn.timeouts, &k, &v)?;
+                }
+            }
+            return Ok(conn);
         }
         let url = Url::parse(input).map_err(|e| malformed(&e.to_string()))?;
         let segments: Vec<&str> = url
@@ -113,11 +149,17 @@ impl ConnectionString {
                 } else {
                     decode(host)?
                 };
-                Ok(ConnectionString {
+                let mut conn = ConnectionString {
                     endpoint: Endpoint::Memory { bucket },
                     prefix: decode(url.path().trim_start_matches('/'))?,
                     metadata_limit: DEFAULT_METADATA_LIMIT,
-                })
+                    timeouts: Timeouts::default(),
+                    fsync: false,
+                };
+                for (k, v) in url.query_pairs() {
+                    timeout_option(&mut conn.timeouts, &k, &v)?;
+                }
+                Ok(conn)
             }
             "s3" | "http" | "https" => {
                 let access_key = decode(url.username())?;
@@ -127,6 +169,7 @@ impl ConnectionString {
                         "credentials are required (KEY:SECRET@…); the default AWS chain is not built in",
                     ));
                 }
+                let mut timeouts = Timeouts::default();
                 let mut region = "us-east-1".to_string();
                 let mut session_token = None;
                 let mut metadata_limit = if url
@@ -153,7 +196,7 @@ impl ConnectionString {
                                     )
                                 })?
                         }
-                        _ => {}
+                        other => timeout_option(&mut timeouts, other, &v)?,
                     }
                 }
                 let raw_path = url.path().trim_start_matches('/').to_string();
@@ -192,11 +235,35 @@ impl ConnectionString {
                     },
                     prefix,
                     metadata_limit,
+                    timeouts,
+                    fsync: false,
                 })
             }
             other => Err(malformed(&format!("unsupported scheme '{other}'"))),
         }
     }
+}
+
+/// Applies `connectTimeout`, `requestTimeout` or `operationTimeout` (milliseconds); other
+/// options are ignored, as s3db.js ignores options its client does not read.
+fn timeout_option(timeouts: &mut Timeouts, key: &str, value: &str) -> Result<()> {
+    let slot = match key {
+        "connectTimeout" => &mut timeouts.connect,
+        "requestTimeout" => &mut timeouts.request,
+        "operationTimeout" => &mut timeouts.operation,
+        _ => return Ok(()),
+    };
+    let ms: u64 = value
+        .parse()
+        .ok()
+        .filter(|ms| (1..=86_400_000).contains(ms))
+        .ok_or_else(|| {
+            malformed(&format!(
+                "{key} must be a number of milliseconds between 1 and 86400000"
+            ))
+        })?;
+    *slot = std::time::Duration::from_millis(ms);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -265,6 +332,41 @@ mod tests {
             _ => panic!("not s3"),
         }
         assert_eq!(c.prefix, "a/b");
+    }
+
+    #[test]
+    fn timeouts_and_fsync_from_the_query() {
+        use std::time::Duration;
+        let c = ConnectionString::parse(
+            "http://k:s@127.0.0.1:9000/b?connectTimeout=250&requestTimeout=2000&operationTimeout=9000",
+        )
+        .unwrap();
+        assert_eq!(
+            c.timeouts,
+            Timeouts {
+                connect: Duration::from_millis(250),
+                request: Duration::from_secs(2),
+                operation: Duration::from_secs(9),
+            }
+        );
+        let f = ConnectionString::parse("file:///tmp/d?fsync=true&operationTimeout=500").unwrap();
+        assert_eq!(
+            f.endpoint,
+            Endpoint::File {
+                root: "/tmp/d".into()
+            }
+        );
+        assert!(f.fsync);
+        assert_eq!(f.timeouts.operation, Duration::from_millis(500));
+        let m = ConnectionString::parse("memory://b/p?requestTimeout=70").unwrap();
+        assert_eq!(m.timeouts.request, Duration::from_millis(70));
+        assert_eq!(
+            ConnectionString::parse("file:///x").unwrap().timeouts,
+            Timeouts::default()
+        );
+        assert!(ConnectionString::parse("file:///x?requestTimeout=soon").is_err());
+        assert!(ConnectionString::parse("memory://b?operationTimeout=0").is_err());
+        assert!(ConnectionString::parse("file:///x?fsync=maybe").is_err());
     }
 
     #[test]

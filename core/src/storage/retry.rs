@@ -29,6 +29,28 @@ impl RetryPolicy {
     }
 }
 
+/// How long the store waits. Connection strings set them in milliseconds:
+/// `?connectTimeout=`, `?requestTimeout=`, `?operationTimeout=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a connection (S3 backends).
+    pub connect: Duration,
+    /// One attempt of one request, response body included.
+    pub request: Duration,
+    /// One operation, every retry and backoff included.
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(15),
+            operation: Duration::from_secs(30),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

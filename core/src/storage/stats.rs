@@ -1,3 +1,4 @@
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -12,10 +13,24 @@ pub enum RequestKind {
     List,
 }
 
-/// Requests sent to the backend, by kind (retries count as requests).
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestKind::Get => "GET",
+            RequestKind::Head => "HEAD",
+            RequestKind::Put => "PUT",
+            RequestKind::Copy => "COPY",
+            RequestKind::Delete => "DELETE",
+            RequestKind::List => "LIST",
+        })
+    }
+}
+
+/// Requests sent to the backend, by kind (retries count as requests), and what went wrong.
 #[derive(Debug, Default)]
 pub struct RequestStats {
     counters: [AtomicU64; 6],
+    faults: [AtomicU64; 5],
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -34,9 +49,37 @@ impl Stats {
     }
 }
 
+/// What the store recovered from (or did not): all zero when nothing went wrong.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FaultStats {
+    /// Reads whose body failed the length or checksum check.
+    pub verification_failures: u64,
+    /// Requests sent again after a retryable failure.
+    pub retries: u64,
+    /// Attempts cut by the per-request timeout.
+    pub timeouts: u64,
+    /// Writes with a lost response settled by reading the object back.
+    pub outcomes_resolved: u64,
+    /// Writes reported as `OutcomeUnknown`.
+    pub outcomes_unknown: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Fault {
+    VerificationFailure,
+    Retry,
+    Timeout,
+    OutcomeResolved,
+    OutcomeUnknown,
+}
+
 impl RequestStats {
     pub fn count(&self, kind: RequestKind) {
         self.counters[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fault(&self, fault: Fault) {
+        self.faults[fault as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> Stats {
@@ -51,8 +94,19 @@ impl RequestStats {
         }
     }
 
+    pub fn faults(&self) -> FaultStats {
+        let c = |f: Fault| self.faults[f as usize].load(Ordering::Relaxed);
+        FaultStats {
+            verification_failures: c(Fault::VerificationFailure),
+            retries: c(Fault::Retry),
+            timeouts: c(Fault::Timeout),
+            outcomes_resolved: c(Fault::OutcomeResolved),
+            outcomes_unknown: c(Fault::OutcomeUnknown),
+        }
+    }
+
     pub fn reset(&self) {
-        for c in &self.counters {
+        for c in self.counters.iter().chain(&self.faults) {
             c.store(0, Ordering::Relaxed);
         }
     }
