@@ -384,6 +384,7 @@ export type ErrorCode =
   | 'LOCK_LOST'
   | 'CORRUPT'
   | 'STORAGE'
+  | 'OUTCOME_UNKNOWN'
 
 export declare const ErrorCodes: readonly ErrorCode[]
 
@@ -423,6 +424,10 @@ export declare class CorruptError extends S3dbError {
 }
 export declare class StorageError extends S3dbError {
   readonly code: 'STORAGE'
+}
+/** A write's answer was lost and reading back could not tell whether it took effect. */
+export declare class OutcomeUnknownError extends S3dbError {
+  readonly code: 'OUTCOME_UNKNOWN'
 }
 
 export declare class Database {

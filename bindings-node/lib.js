@@ -43,6 +43,7 @@ const CODES = [
   'LOCK_LOST',
   'CORRUPT',
   'STORAGE',
+  'OUTCOME_UNKNOWN',
 ]
 
 /** Base class of every error s3db raises; `code` is one of CODES. */
@@ -1178,5 +1179,6 @@ module.exports = {
   LockLostError: errorClasses.LOCK_LOST,
   CorruptError: errorClasses.CORRUPT,
   StorageError: errorClasses.STORAGE,
+  OutcomeUnknownError: errorClasses.OUTCOME_UNKNOWN,
   ErrorCodes: Object.freeze([...CODES]),
 }

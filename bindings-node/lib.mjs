@@ -22,6 +22,7 @@ export const {
   LockLostError,
   CorruptError,
   StorageError,
+  OutcomeUnknownError,
   ErrorCodes,
 } = lib
 export default lib

@@ -103,6 +103,12 @@
 #define S3DB_ERR_STORAGE 10
 
 /**
+ * A write's answer was lost and reading back could not tell whether it took effect
+ * (code OUTCOME_UNKNOWN).
+ */
+#define S3DB_ERR_OUTCOME_UNKNOWN 11
+
+/**
  * A bug inside the library (a caught panic) or a failure to start its runtime.
  */
 #define S3DB_ERR_INTERNAL 99

@@ -56,6 +56,9 @@ pub const S3DB_ERR_LOCK_LOST: c_int = 8;
 pub const S3DB_ERR_CORRUPT: c_int = 9;
 /// The storage backend failed (code STORAGE).
 pub const S3DB_ERR_STORAGE: c_int = 10;
+/// A write's answer was lost and reading back could not tell whether it took effect
+/// (code OUTCOME_UNKNOWN).
+pub const S3DB_ERR_OUTCOME_UNKNOWN: c_int = 11;
 /// A bug inside the library (a caught panic) or a failure to start its runtime.
 pub const S3DB_ERR_INTERNAL: c_int = 99;
 
@@ -559,6 +562,7 @@ pub extern "C" fn s3db_status_name(status: c_int) -> *const c_char {
         S3DB_ERR_LOCK_LOST => c"LOCK_LOST",
         S3DB_ERR_CORRUPT => c"CORRUPT",
         S3DB_ERR_STORAGE => c"STORAGE",
+        S3DB_ERR_OUTCOME_UNKNOWN => c"OUTCOME_UNKNOWN",
         S3DB_ERR_INTERNAL => c"INTERNAL",
         _ => c"UNKNOWN",
     };
@@ -1677,7 +1681,9 @@ mod tests {
             S3DB_ERR_LOCK_LOST,
             S3DB_ERR_CORRUPT,
             S3DB_ERR_STORAGE,
+            S3DB_ERR_OUTCOME_UNKNOWN,
         ];
+        assert_eq!(consts.len(), ErrorKind::ALL.len());
         for (kind, status) in ErrorKind::ALL.iter().zip(consts) {
             assert_eq!(kind.status(), status);
             let name = unsafe { CStr::from_ptr(s3db_status_name(status)) };

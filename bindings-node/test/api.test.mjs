@@ -36,6 +36,7 @@ describe('package', () => {
       'LOCK_LOST',
       'CORRUPT',
       'STORAGE',
+      'OUTCOME_UNKNOWN',
     ])
     for (const code of ErrorCodes) {
       const name = code.toLowerCase().replace(/(^|_)([a-z])/g, (_, __, c) => c.toUpperCase()) + 'Error'

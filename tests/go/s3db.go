@@ -70,6 +70,7 @@ const (
 	StatusLockLost           = int(C.S3DB_ERR_LOCK_LOST)
 	StatusCorrupt            = int(C.S3DB_ERR_CORRUPT)
 	StatusStorage            = int(C.S3DB_ERR_STORAGE)
+	StatusOutcomeUnknown     = int(C.S3DB_ERR_OUTCOME_UNKNOWN)
 	StatusInternal           = int(C.S3DB_ERR_INTERNAL)
 )
 
@@ -114,6 +115,7 @@ var (
 	ErrLockLost           = kind(StatusLockLost)
 	ErrCorrupt            = kind(StatusCorrupt)
 	ErrStorage            = kind(StatusStorage)
+	ErrOutcomeUnknown     = kind(StatusOutcomeUnknown)
 	ErrInternal           = kind(StatusInternal)
 )
 

@@ -19,6 +19,7 @@ TABLE = {
     "LOCK_LOST": s3db.LockLostError,
     "CORRUPT": s3db.CorruptError,
     "STORAGE": s3db.StorageError,
+    "OUTCOME_UNKNOWN": s3db.OutcomeUnknownError,
 }
 
 

@@ -48,6 +48,7 @@ from ._errors import (
     PreconditionFailedError,
     S3dbError,
     StorageError,
+    OutcomeUnknownError,
     ValidationError,
 )
 from ._types import (
@@ -123,6 +124,7 @@ __all__ = [
     "LockLostError",
     "CorruptError",
     "StorageError",
+    "OutcomeUnknownError",
     "BatchError",
     "BatchItem",
     "CasResult",

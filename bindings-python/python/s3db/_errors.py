@@ -20,6 +20,7 @@ __all__ = [
     "LockLostError",
     "CorruptError",
     "StorageError",
+    "OutcomeUnknownError",
 ]
 
 
@@ -108,6 +109,12 @@ class StorageError(S3dbError):
     code: ClassVar[str] = "STORAGE"
 
 
+class OutcomeUnknownError(S3dbError):
+    """A write's answer was lost and reading back could not tell whether it took effect."""
+
+    code: ClassVar[str] = "OUTCOME_UNKNOWN"
+
+
 _BY_CODE: Dict[str, Type[S3dbError]] = {
     cls.code: cls
     for cls in (
@@ -122,6 +129,7 @@ _BY_CODE: Dict[str, Type[S3dbError]] = {
         LockLostError,
         CorruptError,
         StorageError,
+        OutcomeUnknownError,
     )
 }
 
