@@ -22,6 +22,9 @@ step "C header is up to date"
 bindings-c/gen-header.sh "$S3DB_WORK/s3db.h"
 diff -u include/s3db.h "$S3DB_WORK/s3db.h" || { echo "include/s3db.h is stale: run bindings-c/gen-header.sh"; exit 1; }
 
+step "Generated bindings are up to date"
+cargo run -q -p s3db-gen -- --check
+
 build_c
 build_python
 build_node

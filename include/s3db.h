@@ -178,16 +178,6 @@ typedef struct s3db_stats_t {
 } s3db_stats_t;
 
 /**
- * Completion callback of the `_async` functions that produce JSON.
- *
- * Called exactly once, from a thread of the library's runtime (never from the calling thread),
- * if and only if the `_async` function returned `S3DB_OK`. `status` is `S3DB_OK` or an error
- * status; `result` is then the JSON text of the result, or the error message. `result` is
- * never NULL and is valid only during the call: copy it to keep it.
- */
-typedef void (*s3db_callback)(void *user_data, int status, const char *result);
-
-/**
  * Completion callback of `s3db_lock_async`: on `S3DB_OK`, `lock` is a new handle the callback
  * owns (free it with `s3db_lock_free`) and `error` is ""; otherwise `lock` is NULL and `error`
  * the message. Same threading rules as `s3db_callback`.
@@ -196,6 +186,16 @@ typedef void (*s3db_lock_callback)(void *user_data,
                                    int status,
                                    struct s3db_lock_t *lock,
                                    const char *error);
+
+/**
+ * Completion callback of the `_async` functions that produce JSON.
+ *
+ * Called exactly once, from a thread of the library's runtime (never from the calling thread),
+ * if and only if the `_async` function returned `S3DB_OK`. `status` is `S3DB_OK` or an error
+ * status; `result` is then the JSON text of the result, or the error message. `result` is
+ * never NULL and is valid only during the call: copy it to keep it.
+ */
+typedef void (*s3db_callback)(void *user_data, int status, const char *result);
 
 /**
  * The function `s3db_with_lock` runs while holding the lock. It runs on the calling thread and
@@ -372,145 +372,9 @@ int s3db_reset_stats(const struct s3db_database_t *db);
 int s3db_resource_name(const struct s3db_resource_t *res, char **out);
 
 /**
- * Inserts a record (JSON object; `"id"` optional, generated when absent), validated against
- * the resource's attributes (`S3DB_ERR_VALIDATION`, see `s3db_last_error_details`). One PUT.
- * `out_json` receives the stored record with its id; it may be NULL if not wanted.
- */
-int s3db_insert(const struct s3db_resource_t *res, const char *json, char **out_json);
-
-/**
- * `s3db_insert` without blocking; the callback receives the stored record.
- */
-int s3db_insert_async(const struct s3db_resource_t *res,
-                      const char *json,
-                      s3db_callback callback,
-                      void *user_data);
-
-/**
- * The record with this id as JSON; `S3DB_ERR_NOT_FOUND` if there is none. One GET.
- */
-int s3db_get(const struct s3db_resource_t *res, const char *id, char **out_json);
-
-/**
- * `s3db_get` without blocking; the callback receives the record.
- */
-int s3db_get_async(const struct s3db_resource_t *res,
-                   const char *id,
-                   s3db_callback callback,
-                   void *user_data);
-
-/**
  * Like `s3db_get`, but a missing record is `S3DB_OK` with `*out_json` set to NULL.
  */
 int s3db_get_or_null(const struct s3db_resource_t *res, const char *id, char **out_json);
-
-/**
- * Whether a record with this id exists. One HEAD.
- */
-int s3db_exists(const struct s3db_resource_t *res, const char *id, bool *out);
-
-/**
- * Merges `json` (an object; `null` values remove fields) into the stored record by
- * compare-and-swap: one GET + one conditional PUT when uncontended. `out_json` receives the
- * merged record; it may be NULL if not wanted.
- */
-int s3db_update(const struct s3db_resource_t *res,
-                const char *id,
-                const char *json,
-                char **out_json);
-
-/**
- * `s3db_update` without blocking; the callback receives the merged record.
- */
-int s3db_update_async(const struct s3db_resource_t *res,
-                      const char *id,
-                      const char *json,
-                      s3db_callback callback,
-                      void *user_data);
-
-/**
- * Deletes a record and its partition references: one HEAD + one conditional DELETE (a GET
- * instead of the HEAD when the resource has partitions). A missing id is
- * `S3DB_ERR_NOT_FOUND`.
- */
-int s3db_delete(const struct s3db_resource_t *res, const char *id);
-
-/**
- * `s3db_delete` without blocking; the callback receives "null".
- */
-int s3db_delete_async(const struct s3db_resource_t *res,
-                      const char *id,
-                      s3db_callback callback,
-                      void *user_data);
-
-/**
- * Every id, as a JSON array of strings.
- */
-int s3db_list_ids(const struct s3db_resource_t *res, char **out_json);
-
-/**
- * `s3db_list_ids` without blocking; the callback receives the JSON array.
- */
-int s3db_list_ids_async(const struct s3db_resource_t *res, s3db_callback callback, void *user_data);
-
-/**
- * Every record, as a JSON array of objects.
- */
-int s3db_list(const struct s3db_resource_t *res, char **out_json);
-
-/**
- * `s3db_list` without blocking; the callback receives the JSON array.
- */
-int s3db_list_async(const struct s3db_resource_t *res, s3db_callback callback, void *user_data);
-
-/**
- * The number of records (LIST requests only).
- */
-int s3db_count(const struct s3db_resource_t *res, uint64_t *out);
-
-/**
- * `s3db_count` without blocking; the callback receives the number as JSON text, e.g. "42".
- */
-int s3db_count_async(const struct s3db_resource_t *res, s3db_callback callback, void *user_data);
-
-/**
- * Inserts each record of `items_json` (a JSON array of objects); one failure does not stop
- * the others. `S3DB_OK` even if some items failed: `out_json` receives a JSON array, one
- * entry per item in order, `{"index":0,"id":"…","record":{…}}` or
- * `{"index":1,"id":…,"error":{"code":"VALIDATION","message":"…"}}`; it may be NULL.
- */
-int s3db_insert_many(const struct s3db_resource_t *res, const char *items_json, char **out_json);
-
-/**
- * The records of the ids in `ids_json` (a JSON array of strings), one GET each:
- * `{"found":[records in the order asked],"missing":["ids that do not exist"]}`.
- */
-int s3db_get_many(const struct s3db_resource_t *res, const char *ids_json, char **out_json);
-
-/**
- * Replaces the whole record `id` (which must exist: else `S3DB_ERR_NOT_FOUND`) with `json`,
- * validated as an insert. One GET + one conditional PUT when uncontended. `out_json`
- * receives the stored record; it may be NULL.
- */
-int s3db_replace(const struct s3db_resource_t *res,
-                 const char *id,
-                 const char *json,
-                 char **out_json);
-
-/**
- * Inserts `json`, or merges it into the existing record with its `"id"`. `out_json`
- * receives the stored record; it may be NULL.
- */
-int s3db_upsert(const struct s3db_resource_t *res, const char *json, char **out_json);
-
-/**
- * s3db.js `patch`: the same merge as `s3db_update` (dotted keys change one nested field,
- * `null` removes). `out_json` receives the merged record; it may be NULL.
- */
-int s3db_patch(const struct s3db_resource_t *res,
-               const char *id,
-               const char *json,
-               char **out_json);
 
 /**
  * The record and its version tag, as JSON `{"record":{…},"etag":"…"}` (one GET); pass the
@@ -530,58 +394,11 @@ int s3db_update_if(const struct s3db_resource_t *res,
                    char **out_json);
 
 /**
- * Deletes each id of `ids_json` (a JSON array of strings). `S3DB_OK` even if some failed:
- * `out_json` receives a JSON array, one entry per id in order, `{"index":0,"id":"…"}` or
- * `{"index":1,"id":"…","error":{"code":"NOT_FOUND","message":"…"}}`; it may be NULL.
- */
-int s3db_delete_many(const struct s3db_resource_t *res, const char *ids_json, char **out_json);
-
-/**
- * Deletes every record and partition reference of the resource; `*deleted` (may be NULL)
- * receives the number of records. Refused for paranoid resources (the default: define the
- * resource with `"paranoid":false`) with `S3DB_ERR_INVALID_ARGUMENT`.
- */
-int s3db_delete_all(const struct s3db_resource_t *res, uint64_t *deleted);
-
-/**
  * One page of at most `size` records (1 to 1000): one LIST plus a GET per record.
  * `cursor` is NULL for the first page, else the cursor of the previous one. `out_json`
  * receives `{"items":[…],"cursor":"…"}`, `cursor` being null on the last page.
  */
 int s3db_page(const struct s3db_resource_t *res, size_t size, const char *cursor, char **out_json);
-
-/**
- * The records matching `filter_json`, a JSON object such as
- * `{"status":"paid","amount":{"$gte":10},"address.city":{"$in":["Lisbon","Porto"]}}`
- * (operators `$eq $ne $gt $gte $lt $lte $in $nin $exists`; dotted paths), as a JSON array.
- * Lists through the best-matching partition when the equalities fix its fields.
- */
-int s3db_query(const struct s3db_resource_t *res, const char *filter_json, char **out_json);
-
-/**
- * The records of one partition (`values_json` is a JSON object of its field values, e.g.
- * `{"country":"PT"}`), as a JSON array. An unknown partition is `S3DB_ERR_NOT_FOUND`.
- */
-int s3db_list_partition(const struct s3db_resource_t *res,
-                        const char *partition,
-                        const char *values_json,
-                        char **out_json);
-
-/**
- * The ids of one partition's records (as `s3db_list_partition`), as a JSON array of strings.
- */
-int s3db_list_ids_partition(const struct s3db_resource_t *res,
-                            const char *partition,
-                            const char *values_json,
-                            char **out_json);
-
-/**
- * The number of one partition's records (LIST requests only); see `s3db_list_partition`.
- */
-int s3db_count_partition(const struct s3db_resource_t *res,
-                         const char *partition,
-                         const char *values_json,
-                         uint64_t *out);
 
 /**
  * Rebuilds the references of one partition (or of all when `partition` is NULL) from the
@@ -1040,6 +857,331 @@ int s3db_content(const struct s3db_resource_t *res,
  * ignored.
  */
 void s3db_bytes_free(uint8_t *bytes, size_t len);
+
+/**
+ * Inserts a record (its `id` generated when absent), validated against the resource's
+ * attributes: create-only (ALREADY_EXISTS if the id is taken). One PUT, plus one per
+ * partition. Returns the stored record with its id. `record_json` is JSON text. `out_json`
+ * receives the result as JSON text (free it with `s3db_string_free`); it may be NULL if not
+ * wanted.
+ */
+int s3db_insert(const struct s3db_resource_t *res, const char *record_json, char **out_json);
+
+/**
+ * `s3db_insert` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_insert_async(const struct s3db_resource_t *res,
+                      const char *record_json,
+                      s3db_callback callback,
+                      void *user_data);
+
+/**
+ * The record with this id; NOT_FOUND if there is none. One GET. `out_json` receives the result
+ * as JSON text (free it with `s3db_string_free`).
+ */
+int s3db_get(const struct s3db_resource_t *res, const char *id, char **out_json);
+
+/**
+ * `s3db_get` without blocking: returns at once; the callback receives the result as JSON text.
+ */
+int s3db_get_async(const struct s3db_resource_t *res,
+                   const char *id,
+                   s3db_callback callback,
+                   void *user_data);
+
+/**
+ * Whether a record with this id exists. One HEAD. `*out` receives the result.
+ */
+int s3db_exists(const struct s3db_resource_t *res, const char *id, bool *out);
+
+/**
+ * `s3db_exists` without blocking: returns at once; the callback receives the result as JSON
+ * text ("true" or "false").
+ */
+int s3db_exists_async(const struct s3db_resource_t *res,
+                      const char *id,
+                      s3db_callback callback,
+                      void *user_data);
+
+/**
+ * Merges `changes` (`null` removes a field) into the stored record by compare-and-swap (one
+ * GET + one conditional PUT when uncontended; concurrent updates all survive). Returns the
+ * merged record. `changes_json` is JSON text. `out_json` receives the result as JSON text
+ * (free it with `s3db_string_free`); it may be NULL if not wanted.
+ */
+int s3db_update(const struct s3db_resource_t *res,
+                const char *id,
+                const char *changes_json,
+                char **out_json);
+
+/**
+ * `s3db_update` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_update_async(const struct s3db_resource_t *res,
+                      const char *id,
+                      const char *changes_json,
+                      s3db_callback callback,
+                      void *user_data);
+
+/**
+ * s3db.js `patch`: the same merge as `update` (dotted keys change one nested field). Returns
+ * the merged record. `changes_json` is JSON text. `out_json` receives the result as JSON text
+ * (free it with `s3db_string_free`); it may be NULL if not wanted.
+ */
+int s3db_patch(const struct s3db_resource_t *res,
+               const char *id,
+               const char *changes_json,
+               char **out_json);
+
+/**
+ * `s3db_patch` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_patch_async(const struct s3db_resource_t *res,
+                     const char *id,
+                     const char *changes_json,
+                     s3db_callback callback,
+                     void *user_data);
+
+/**
+ * Replaces the whole record `id`, which must exist (NOT_FOUND otherwise), validated as an
+ * insert. One GET + one conditional PUT when uncontended. Returns the stored record.
+ * `record_json` is JSON text. `out_json` receives the result as JSON text (free it with
+ * `s3db_string_free`); it may be NULL if not wanted.
+ */
+int s3db_replace(const struct s3db_resource_t *res,
+                 const char *id,
+                 const char *record_json,
+                 char **out_json);
+
+/**
+ * `s3db_replace` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_replace_async(const struct s3db_resource_t *res,
+                       const char *id,
+                       const char *record_json,
+                       s3db_callback callback,
+                       void *user_data);
+
+/**
+ * Inserts the record, or merges it into the existing record with its id. Returns the stored
+ * record. `record_json` is JSON text. `out_json` receives the result as JSON text (free it
+ * with `s3db_string_free`); it may be NULL if not wanted.
+ */
+int s3db_upsert(const struct s3db_resource_t *res, const char *record_json, char **out_json);
+
+/**
+ * `s3db_upsert` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_upsert_async(const struct s3db_resource_t *res,
+                      const char *record_json,
+                      s3db_callback callback,
+                      void *user_data);
+
+/**
+ * Deletes a record and its partition references: one HEAD + one conditional DELETE (a GET
+ * instead of the HEAD when the resource has partitions). NOT_FOUND if missing.
+ */
+int s3db_delete(const struct s3db_resource_t *res, const char *id);
+
+/**
+ * `s3db_delete` without blocking: returns at once; the callback receives the result as JSON
+ * text ("null").
+ */
+int s3db_delete_async(const struct s3db_resource_t *res,
+                      const char *id,
+                      s3db_callback callback,
+                      void *user_data);
+
+/**
+ * Every id, or the ids of one partition's references matching the values given for its leading
+ * fields. LIST requests only. `out_json` receives the result as JSON text (free it with
+ * `s3db_string_free`).
+ */
+int s3db_list_ids(const struct s3db_resource_t *res, char **out_json);
+
+/**
+ * `s3db_list_ids` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_list_ids_async(const struct s3db_resource_t *res, s3db_callback callback, void *user_data);
+
+/**
+ * Every id, or the ids of one partition's references matching the values given for its leading
+ * fields. LIST requests only. Restricted to one partition: `partition` is its name,
+ * `values_json` a JSON object of its leading fields' values (e.g. `{"country":"PT"}`); an
+ * unknown partition is `S3DB_ERR_NOT_FOUND`. `out_json` receives the result as JSON text (free
+ * it with `s3db_string_free`).
+ */
+int s3db_list_ids_partition(const struct s3db_resource_t *res,
+                            const char *partition,
+                            const char *values_json,
+                            char **out_json);
+
+/**
+ * `s3db_list_ids_partition` without blocking: returns at once; the callback receives the
+ * result as JSON text.
+ */
+int s3db_list_ids_partition_async(const struct s3db_resource_t *res,
+                                  const char *partition,
+                                  const char *values_json,
+                                  s3db_callback callback,
+                                  void *user_data);
+
+/**
+ * Every record (or one partition's, as `list_ids`): the ids, then a GET per record. Records
+ * deleted meanwhile are skipped. `out_json` receives the result as JSON text (free it with
+ * `s3db_string_free`).
+ */
+int s3db_list(const struct s3db_resource_t *res, char **out_json);
+
+/**
+ * `s3db_list` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_list_async(const struct s3db_resource_t *res, s3db_callback callback, void *user_data);
+
+/**
+ * Every record (or one partition's, as `list_ids`): the ids, then a GET per record. Records
+ * deleted meanwhile are skipped. Restricted to one partition: `partition` is its name,
+ * `values_json` a JSON object of its leading fields' values (e.g. `{"country":"PT"}`); an
+ * unknown partition is `S3DB_ERR_NOT_FOUND`. `out_json` receives the result as JSON text (free
+ * it with `s3db_string_free`).
+ */
+int s3db_list_partition(const struct s3db_resource_t *res,
+                        const char *partition,
+                        const char *values_json,
+                        char **out_json);
+
+/**
+ * `s3db_list_partition` without blocking: returns at once; the callback receives the result as
+ * JSON text.
+ */
+int s3db_list_partition_async(const struct s3db_resource_t *res,
+                              const char *partition,
+                              const char *values_json,
+                              s3db_callback callback,
+                              void *user_data);
+
+/**
+ * The number of records (or of one partition's, as `list_ids`). LIST requests only. `*out`
+ * receives the result.
+ */
+int s3db_count(const struct s3db_resource_t *res, uint64_t *out);
+
+/**
+ * `s3db_count` without blocking: returns at once; the callback receives the result as JSON
+ * text (a number, e.g. "42").
+ */
+int s3db_count_async(const struct s3db_resource_t *res, s3db_callback callback, void *user_data);
+
+/**
+ * The number of records (or of one partition's, as `list_ids`). LIST requests only. Restricted
+ * to one partition: `partition` is its name, `values_json` a JSON object of its leading
+ * fields' values (e.g. `{"country":"PT"}`); an unknown partition is `S3DB_ERR_NOT_FOUND`.
+ * `*out` receives the result.
+ */
+int s3db_count_partition(const struct s3db_resource_t *res,
+                         const char *partition,
+                         const char *values_json,
+                         uint64_t *out);
+
+/**
+ * `s3db_count_partition` without blocking: returns at once; the callback receives the result
+ * as JSON text (a number, e.g. "42").
+ */
+int s3db_count_partition_async(const struct s3db_resource_t *res,
+                               const char *partition,
+                               const char *values_json,
+                               s3db_callback callback,
+                               void *user_data);
+
+/**
+ * Inserts each record; one failure does not stop the others. Returns one entry per record, in
+ * order: `{index, id, record}` or `{index, id, error: {code, message}}`. `records_json` is
+ * JSON text. `out_json` receives the result as JSON text (free it with `s3db_string_free`); it
+ * may be NULL if not wanted.
+ */
+int s3db_insert_many(const struct s3db_resource_t *res, const char *records_json, char **out_json);
+
+/**
+ * `s3db_insert_many` without blocking: returns at once; the callback receives the result as
+ * JSON text.
+ */
+int s3db_insert_many_async(const struct s3db_resource_t *res,
+                           const char *records_json,
+                           s3db_callback callback,
+                           void *user_data);
+
+/**
+ * The records of `ids`, one GET each: `{found: [records in the order asked], missing: [ids
+ * that do not exist]}`. `ids_json` is JSON text. `out_json` receives the result as JSON text
+ * (free it with `s3db_string_free`).
+ */
+int s3db_get_many(const struct s3db_resource_t *res, const char *ids_json, char **out_json);
+
+/**
+ * `s3db_get_many` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_get_many_async(const struct s3db_resource_t *res,
+                        const char *ids_json,
+                        s3db_callback callback,
+                        void *user_data);
+
+/**
+ * Deletes each id; one failure does not stop the others. Returns one entry per id, in order:
+ * `{index, id}` or `{index, id, error: {code, message}}`. `ids_json` is JSON text. `out_json`
+ * receives the result as JSON text (free it with `s3db_string_free`); it may be NULL if not
+ * wanted.
+ */
+int s3db_delete_many(const struct s3db_resource_t *res, const char *ids_json, char **out_json);
+
+/**
+ * `s3db_delete_many` without blocking: returns at once; the callback receives the result as
+ * JSON text.
+ */
+int s3db_delete_many_async(const struct s3db_resource_t *res,
+                           const char *ids_json,
+                           s3db_callback callback,
+                           void *user_data);
+
+/**
+ * Deletes every record and partition reference; returns how many records were deleted. Refused
+ * (INVALID_ARGUMENT) unless the resource was defined with `paranoid: false`. `*out` receives
+ * the result; `out` may be NULL if not wanted.
+ */
+int s3db_delete_all(const struct s3db_resource_t *res, uint64_t *out);
+
+/**
+ * `s3db_delete_all` without blocking: returns at once; the callback receives the result as
+ * JSON text (a number, e.g. "42").
+ */
+int s3db_delete_all_async(const struct s3db_resource_t *res,
+                          s3db_callback callback,
+                          void *user_data);
+
+/**
+ * The records matching `filter`, e.g. `{"status": "paid", "amount": {"$gte": 10}}` (operators
+ * `$eq $ne $gt $gte $lt $lte $in $nin $exists $regex $options $contains $not`, `$and $or
+ * $nor`, dotted paths; any other operator is INVALID_ARGUMENT). Lists through the
+ * best-matching partition when the equalities fix its fields. `filter_json` is JSON text.
+ * `out_json` receives the result as JSON text (free it with `s3db_string_free`).
+ */
+int s3db_query(const struct s3db_resource_t *res, const char *filter_json, char **out_json);
+
+/**
+ * `s3db_query` without blocking: returns at once; the callback receives the result as JSON
+ * text.
+ */
+int s3db_query_async(const struct s3db_resource_t *res,
+                     const char *filter_json,
+                     s3db_callback callback,
+                     void *user_data);
 
 /**
  * Adds a hook (s3db.js `addHook`) for `event` (`beforeInsert`, `afterInsert`, … — the 24

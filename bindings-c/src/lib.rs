@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use s3db::{
-    BatchItem, ConnectOptions, Database, Error, Lock, LockOptions, Resource, ResourceConfig,
-    Sequence, SequenceOptions,
+    ConnectOptions, Database, Error, Lock, LockOptions, Resource, ResourceConfig, Sequence,
+    SequenceOptions,
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -426,6 +426,14 @@ unsafe fn arg_out_ptr<'a, T>(p: *mut *mut T, what: &str) -> FfiResult<&'a mut *m
 unsafe fn arg_opt_out_ptr<'a>(p: *mut *mut c_char) -> Option<&'a mut *mut c_char> {
     let out = p.as_mut()?;
     *out = std::ptr::null_mut();
+    Some(out)
+}
+
+/// An optional scalar output: NULL means "not wanted"; otherwise `*p` is set to its default
+/// (0, false) first.
+unsafe fn arg_opt_out<'a, T: Default>(p: *mut T) -> Option<&'a mut T> {
+    let out = p.as_mut()?;
+    *out = T::default();
     Some(out)
 }
 
@@ -842,74 +850,6 @@ pub unsafe extern "C" fn s3db_resource_name(
     })
 }
 
-/// Inserts a record (JSON object; `"id"` optional, generated when absent), validated against
-/// the resource's attributes (`S3DB_ERR_VALIDATION`, see `s3db_last_error_details`). One PUT.
-/// `out_json` receives the stored record with its id; it may be NULL if not wanted.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_insert(
-    res: *const s3db_resource_t,
-    json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        if !out_json.is_null() {
-            *out_json = std::ptr::null_mut();
-        }
-        let res = &arg_ref(res, "res")?.res;
-        let record = arg_json(json, "json")?;
-        let stored = run(res.insert(record))?;
-        match out_json.as_mut() {
-            Some(out) => give_json(out, &stored),
-            None => Ok(()),
-        }
-    })
-}
-
-/// `s3db_insert` without blocking; the callback receives the stored record.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_insert_async(
-    res: *const s3db_resource_t,
-    json: *const c_char,
-    callback: s3db_callback,
-    user_data: *mut c_void,
-) -> c_int {
-    ffi(|| {
-        let res = arg_ref(res, "res")?.res.clone();
-        let record = arg_json(json, "json")?;
-        spawn_json(callback, user_data, async move { res.insert(record).await })
-    })
-}
-
-/// The record with this id as JSON; `S3DB_ERR_NOT_FOUND` if there is none. One GET.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_get(
-    res: *const s3db_resource_t,
-    id: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out_ptr(out_json, "out_json")?;
-        let res = &arg_ref(res, "res")?.res;
-        let id = arg_str(id, "id")?;
-        give_json(out, &run(res.get(id))?)
-    })
-}
-
-/// `s3db_get` without blocking; the callback receives the record.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_get_async(
-    res: *const s3db_resource_t,
-    id: *const c_char,
-    callback: s3db_callback,
-    user_data: *mut c_void,
-) -> c_int {
-    ffi(|| {
-        let res = arg_ref(res, "res")?.res.clone();
-        let id = arg_str(id, "id")?.to_string();
-        spawn_json(callback, user_data, async move { res.get(&id).await })
-    })
-}
-
 /// Like `s3db_get`, but a missing record is `S3DB_OK` with `*out_json` set to NULL.
 #[no_mangle]
 pub unsafe extern "C" fn s3db_get_or_null(
@@ -928,264 +868,9 @@ pub unsafe extern "C" fn s3db_get_or_null(
     })
 }
 
-/// Whether a record with this id exists. One HEAD.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_exists(
-    res: *const s3db_resource_t,
-    id: *const c_char,
-    out: *mut bool,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out(out, "out")?;
-        let res = &arg_ref(res, "res")?.res;
-        let id = arg_str(id, "id")?;
-        *out = run(res.exists(id))?;
-        Ok(())
-    })
-}
-
-/// Merges `json` (an object; `null` values remove fields) into the stored record by
-/// compare-and-swap: one GET + one conditional PUT when uncontended. `out_json` receives the
-/// merged record; it may be NULL if not wanted.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_update(
-    res: *const s3db_resource_t,
-    id: *const c_char,
-    json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        if !out_json.is_null() {
-            *out_json = std::ptr::null_mut();
-        }
-        let res = &arg_ref(res, "res")?.res;
-        let id = arg_str(id, "id")?;
-        let changes = arg_json(json, "json")?;
-        let merged = run(res.update(id, changes))?;
-        match out_json.as_mut() {
-            Some(out) => give_json(out, &merged),
-            None => Ok(()),
-        }
-    })
-}
-
-/// `s3db_update` without blocking; the callback receives the merged record.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_update_async(
-    res: *const s3db_resource_t,
-    id: *const c_char,
-    json: *const c_char,
-    callback: s3db_callback,
-    user_data: *mut c_void,
-) -> c_int {
-    ffi(|| {
-        let res = arg_ref(res, "res")?.res.clone();
-        let id = arg_str(id, "id")?.to_string();
-        let changes = arg_json(json, "json")?;
-        spawn_json(callback, user_data, async move {
-            res.update(&id, changes).await
-        })
-    })
-}
-
-/// Deletes a record and its partition references: one HEAD + one conditional DELETE (a GET
-/// instead of the HEAD when the resource has partitions). A missing id is
-/// `S3DB_ERR_NOT_FOUND`.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_delete(res: *const s3db_resource_t, id: *const c_char) -> c_int {
-    ffi(|| {
-        let res = &arg_ref(res, "res")?.res;
-        let id = arg_str(id, "id")?;
-        run(res.delete(id))
-    })
-}
-
-/// `s3db_delete` without blocking; the callback receives "null".
-#[no_mangle]
-pub unsafe extern "C" fn s3db_delete_async(
-    res: *const s3db_resource_t,
-    id: *const c_char,
-    callback: s3db_callback,
-    user_data: *mut c_void,
-) -> c_int {
-    ffi(|| {
-        let res = arg_ref(res, "res")?.res.clone();
-        let id = arg_str(id, "id")?.to_string();
-        spawn_json(callback, user_data, async move { res.delete(&id).await })
-    })
-}
-
-/// Every id, as a JSON array of strings.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_list_ids(
-    res: *const s3db_resource_t,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out_ptr(out_json, "out_json")?;
-        let res = &arg_ref(res, "res")?.res;
-        give_json(out, &run(res.list_ids())?)
-    })
-}
-
-/// `s3db_list_ids` without blocking; the callback receives the JSON array.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_list_ids_async(
-    res: *const s3db_resource_t,
-    callback: s3db_callback,
-    user_data: *mut c_void,
-) -> c_int {
-    ffi(|| {
-        let res = arg_ref(res, "res")?.res.clone();
-        spawn_json(callback, user_data, async move { res.list_ids().await })
-    })
-}
-
-/// Every record, as a JSON array of objects.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_list(
-    res: *const s3db_resource_t,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out_ptr(out_json, "out_json")?;
-        let res = &arg_ref(res, "res")?.res;
-        give_json(out, &run(res.list())?)
-    })
-}
-
-/// `s3db_list` without blocking; the callback receives the JSON array.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_list_async(
-    res: *const s3db_resource_t,
-    callback: s3db_callback,
-    user_data: *mut c_void,
-) -> c_int {
-    ffi(|| {
-        let res = arg_ref(res, "res")?.res.clone();
-        spawn_json(callback, user_data, async move { res.list().await })
-    })
-}
-
-/// The number of records (LIST requests only).
-#[no_mangle]
-pub unsafe extern "C" fn s3db_count(res: *const s3db_resource_t, out: *mut u64) -> c_int {
-    ffi(|| {
-        let out = arg_out(out, "out")?;
-        let res = &arg_ref(res, "res")?.res;
-        *out = run(res.count())?;
-        Ok(())
-    })
-}
-
-/// `s3db_count` without blocking; the callback receives the number as JSON text, e.g. "42".
-#[no_mangle]
-pub unsafe extern "C" fn s3db_count_async(
-    res: *const s3db_resource_t,
-    callback: s3db_callback,
-    user_data: *mut c_void,
-) -> c_int {
-    ffi(|| {
-        let res = arg_ref(res, "res")?.res.clone();
-        spawn_json(callback, user_data, async move { res.count().await })
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // Resource: the rest of the s3db.js API
 // ---------------------------------------------------------------------------------------------
-
-/// Inserts each record of `items_json` (a JSON array of objects); one failure does not stop
-/// the others. `S3DB_OK` even if some items failed: `out_json` receives a JSON array, one
-/// entry per item in order, `{"index":0,"id":"…","record":{…}}` or
-/// `{"index":1,"id":…,"error":{"code":"VALIDATION","message":"…"}}`; it may be NULL.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_insert_many(
-    res: *const s3db_resource_t,
-    items_json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_opt_out_ptr(out_json);
-        let res = &arg_ref(res, "res")?.res;
-        let items = arg_array(items_json, "items_json")?;
-        let results: Vec<BatchItem> = block_on(res.insert_many(items))?;
-        give_opt_json(out, &results)
-    })
-}
-
-/// The records of the ids in `ids_json` (a JSON array of strings), one GET each:
-/// `{"found":[records in the order asked],"missing":["ids that do not exist"]}`.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_get_many(
-    res: *const s3db_resource_t,
-    ids_json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out_ptr(out_json, "out_json")?;
-        let res = &arg_ref(res, "res")?.res;
-        let ids = arg_ids(ids_json, "ids_json")?;
-        let (found, missing) = run(res.get_many(&ids))?;
-        give_json(out, &json!({"found": found, "missing": missing}))
-    })
-}
-
-/// Replaces the whole record `id` (which must exist: else `S3DB_ERR_NOT_FOUND`) with `json`,
-/// validated as an insert. One GET + one conditional PUT when uncontended. `out_json`
-/// receives the stored record; it may be NULL.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_replace(
-    res: *const s3db_resource_t,
-    id: *const c_char,
-    json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_opt_out_ptr(out_json);
-        let res = &arg_ref(res, "res")?.res;
-        let id = arg_str(id, "id")?;
-        let data = arg_json(json, "json")?;
-        let stored = run(res.replace(id, data))?;
-        give_opt_json(out, &stored)
-    })
-}
-
-/// Inserts `json`, or merges it into the existing record with its `"id"`. `out_json`
-/// receives the stored record; it may be NULL.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_upsert(
-    res: *const s3db_resource_t,
-    json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_opt_out_ptr(out_json);
-        let res = &arg_ref(res, "res")?.res;
-        let data = arg_json(json, "json")?;
-        let stored = run(res.upsert(data))?;
-        give_opt_json(out, &stored)
-    })
-}
-
-/// s3db.js `patch`: the same merge as `s3db_update` (dotted keys change one nested field,
-/// `null` removes). `out_json` receives the merged record; it may be NULL.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_patch(
-    res: *const s3db_resource_t,
-    id: *const c_char,
-    json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_opt_out_ptr(out_json);
-        let res = &arg_ref(res, "res")?.res;
-        let id = arg_str(id, "id")?;
-        let changes = arg_json(json, "json")?;
-        let merged = run(res.patch(id, changes))?;
-        give_opt_json(out, &merged)
-    })
-}
 
 /// The record and its version tag, as JSON `{"record":{…},"etag":"…"}` (one GET); pass the
 /// etag to `s3db_update_if`.
@@ -1226,42 +911,6 @@ pub unsafe extern "C" fn s3db_update_if(
     })
 }
 
-/// Deletes each id of `ids_json` (a JSON array of strings). `S3DB_OK` even if some failed:
-/// `out_json` receives a JSON array, one entry per id in order, `{"index":0,"id":"…"}` or
-/// `{"index":1,"id":"…","error":{"code":"NOT_FOUND","message":"…"}}`; it may be NULL.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_delete_many(
-    res: *const s3db_resource_t,
-    ids_json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_opt_out_ptr(out_json);
-        let res = &arg_ref(res, "res")?.res;
-        let ids = arg_ids(ids_json, "ids_json")?;
-        let results = block_on(res.delete_many(&ids))?;
-        give_opt_json(out, &results)
-    })
-}
-
-/// Deletes every record and partition reference of the resource; `*deleted` (may be NULL)
-/// receives the number of records. Refused for paranoid resources (the default: define the
-/// resource with `"paranoid":false`) with `S3DB_ERR_INVALID_ARGUMENT`.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_delete_all(res: *const s3db_resource_t, deleted: *mut u64) -> c_int {
-    ffi(|| {
-        if let Some(d) = deleted.as_mut() {
-            *d = 0;
-        }
-        let res = &arg_ref(res, "res")?.res;
-        let n = run(res.delete_all())?;
-        if let Some(d) = deleted.as_mut() {
-            *d = n;
-        }
-        Ok(())
-    })
-}
-
 /// One page of at most `size` records (1 to 1000): one LIST plus a GET per record.
 /// `cursor` is NULL for the first page, else the cursor of the previous one. `out_json`
 /// receives `{"items":[…],"cursor":"…"}`, `cursor` being null on the last page.
@@ -1277,77 +926,6 @@ pub unsafe extern "C" fn s3db_page(
         let res = &arg_ref(res, "res")?.res;
         let cursor = arg_opt_str(cursor, "cursor")?;
         give_json(out, &run(res.page(size, cursor))?)
-    })
-}
-
-/// The records matching `filter_json`, a JSON object such as
-/// `{"status":"paid","amount":{"$gte":10},"address.city":{"$in":["Lisbon","Porto"]}}`
-/// (operators `$eq $ne $gt $gte $lt $lte $in $nin $exists`; dotted paths), as a JSON array.
-/// Lists through the best-matching partition when the equalities fix its fields.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_query(
-    res: *const s3db_resource_t,
-    filter_json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out_ptr(out_json, "out_json")?;
-        let res = &arg_ref(res, "res")?.res;
-        let filter = arg_json(filter_json, "filter_json")?;
-        give_json(out, &run(res.query(&filter))?)
-    })
-}
-
-/// The records of one partition (`values_json` is a JSON object of its field values, e.g.
-/// `{"country":"PT"}`), as a JSON array. An unknown partition is `S3DB_ERR_NOT_FOUND`.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_list_partition(
-    res: *const s3db_resource_t,
-    partition: *const c_char,
-    values_json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out_ptr(out_json, "out_json")?;
-        let res = &arg_ref(res, "res")?.res;
-        let partition = arg_str(partition, "partition")?;
-        let values = arg_object(values_json, "values_json")?;
-        give_json(out, &run(res.list_in(Some((partition, &values))))?)
-    })
-}
-
-/// The ids of one partition's records (as `s3db_list_partition`), as a JSON array of strings.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_list_ids_partition(
-    res: *const s3db_resource_t,
-    partition: *const c_char,
-    values_json: *const c_char,
-    out_json: *mut *mut c_char,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out_ptr(out_json, "out_json")?;
-        let res = &arg_ref(res, "res")?.res;
-        let partition = arg_str(partition, "partition")?;
-        let values = arg_object(values_json, "values_json")?;
-        give_json(out, &run(res.list_ids_in(Some((partition, &values))))?)
-    })
-}
-
-/// The number of one partition's records (LIST requests only); see `s3db_list_partition`.
-#[no_mangle]
-pub unsafe extern "C" fn s3db_count_partition(
-    res: *const s3db_resource_t,
-    partition: *const c_char,
-    values_json: *const c_char,
-    out: *mut u64,
-) -> c_int {
-    ffi(|| {
-        let out = arg_out(out, "out")?;
-        let res = &arg_ref(res, "res")?.res;
-        let partition = arg_str(partition, "partition")?;
-        let values = arg_object(values_json, "values_json")?;
-        *out = run(res.count_in(Some((partition, &values))))?;
-        Ok(())
     })
 }
 
@@ -1661,6 +1239,9 @@ pub unsafe extern "C" fn s3db_sequence_reset(seq: *const s3db_sequence_t, value:
 }
 
 mod coordination;
+mod generated;
+// The generated functions belong to the crate root, like the hand-written ones.
+pub use generated::*;
 mod plugins;
 
 #[cfg(test)]

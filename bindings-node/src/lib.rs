@@ -19,6 +19,8 @@ use napi_derive::napi;
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast;
 
+mod generated;
+
 /// Marks an engine error so that the JS layer can recover its kind (and details).
 fn to_js(e: s3db::Error) -> Error {
     let code = e.kind().code();
@@ -44,6 +46,19 @@ fn plain_object(what: &str, v: Value) -> Result<Value> {
             s3db::schema::type_name(&other)
         ))),
     }
+}
+
+/// Every item of a list argument of `op` is a JS object.
+fn object_list(op: &str, items: &[Value]) -> Result<()> {
+    for (i, item) in items.iter().enumerate() {
+        if !item.is_object() {
+            return Err(invalid(format!(
+                "{op}: item {i} must be an object, got {}",
+                s3db::schema::type_name(item)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Seconds from JS (finite, not negative) to a Duration.
@@ -231,10 +246,6 @@ fn partition_arg(o: Option<PartitionOptions>) -> Result<PartitionArg> {
     }
 }
 
-fn partition_ref(p: &PartitionArg) -> Option<(&str, &Map<String, Value>)> {
-    p.as_ref().map(|(name, values)| (name.as_str(), values))
-}
-
 #[napi(object)]
 pub struct PageOptions {
     /// Records per page, 1 to 1000.
@@ -255,6 +266,15 @@ pub struct GetManyResult {
     /// The records found, in the order asked.
     pub found: Vec<Value>,
     pub missing: Vec<String>,
+}
+
+impl From<s3db::api::FoundMissing> for GetManyResult {
+    fn from(m: s3db::api::FoundMissing) -> Self {
+        GetManyResult {
+            found: m.found,
+            missing: m.missing,
+        }
+    }
 }
 
 #[napi(object)]
@@ -531,54 +551,8 @@ impl Resource {
     }
 
     #[napi]
-    pub async fn insert(&self, data: Value) -> Result<Value> {
-        let data = plain_object("record", data)?;
-        self.inner.insert(data).await.map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn get(&self, id: String) -> Result<Value> {
-        self.inner.get(&id).await.map_err(to_js)
-    }
-
-    #[napi]
     pub async fn get_or_null(&self, id: String) -> Result<Option<Value>> {
         self.inner.get_or_none(&id).await.map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn exists(&self, id: String) -> Result<bool> {
-        self.inner.exists(&id).await.map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn update(&self, id: String, changes: Value) -> Result<Value> {
-        let changes = plain_object("changes", changes)?;
-        self.inner.update(&id, changes).await.map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn delete(&self, id: String) -> Result<()> {
-        self.inner.delete(&id).await.map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn insert_many(&self, items: Vec<Value>) -> Result<Vec<Value>> {
-        for (i, item) in items.iter().enumerate() {
-            if !item.is_object() {
-                return Err(invalid(format!(
-                    "insertMany: item {i} must be an object, got {}",
-                    s3db::schema::type_name(item)
-                )));
-            }
-        }
-        batch(self.inner.insert_many(items).await)
-    }
-
-    #[napi]
-    pub async fn get_many(&self, ids: Vec<String>) -> Result<GetManyResult> {
-        let (found, missing) = self.inner.get_many(&ids).await.map_err(to_js)?;
-        Ok(GetManyResult { found, missing })
     }
 
     #[napi]
@@ -660,65 +634,6 @@ impl Resource {
     }
 
     #[napi]
-    pub async fn replace(&self, id: String, data: Value) -> Result<Value> {
-        let data = plain_object("record", data)?;
-        self.inner.replace(&id, data).await.map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn upsert(&self, data: Value) -> Result<Value> {
-        let data = plain_object("record", data)?;
-        self.inner.upsert(data).await.map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn patch(&self, id: String, changes: Value) -> Result<Value> {
-        let changes = plain_object("changes", changes)?;
-        self.inner.patch(&id, changes).await.map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn delete_many(&self, ids: Vec<String>) -> Result<Vec<Value>> {
-        batch(self.inner.delete_many(&ids).await)
-    }
-
-    /// Number of records deleted; refused for paranoid resources.
-    #[napi]
-    pub async fn delete_all(&self) -> Result<i64> {
-        let n = self.inner.delete_all().await.map_err(to_js)?;
-        Ok(count_of(n))
-    }
-
-    #[napi]
-    pub async fn list_ids(&self, options: Option<PartitionOptions>) -> Result<Vec<String>> {
-        let partition = partition_arg(options)?;
-        self.inner
-            .list_ids_in(partition_ref(&partition))
-            .await
-            .map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn list(&self, options: Option<PartitionOptions>) -> Result<Vec<Value>> {
-        let partition = partition_arg(options)?;
-        self.inner
-            .list_in(partition_ref(&partition))
-            .await
-            .map_err(to_js)
-    }
-
-    #[napi]
-    pub async fn count(&self, options: Option<PartitionOptions>) -> Result<i64> {
-        let partition = partition_arg(options)?;
-        let n = self
-            .inner
-            .count_in(partition_ref(&partition))
-            .await
-            .map_err(to_js)?;
-        Ok(count_of(n))
-    }
-
-    #[napi]
     pub async fn page(&self, options: PageOptions) -> Result<Page> {
         let size = integer("page size", options.size)?;
         let size = usize::try_from(size)
@@ -732,13 +647,6 @@ impl Resource {
             items: page.items,
             cursor: page.cursor,
         })
-    }
-
-    /// Records matching a filter (`$eq $ne $gt $gte $lt $lte $in $nin $exists`, dotted paths).
-    #[napi]
-    pub async fn query(&self, filter: Value) -> Result<Vec<Value>> {
-        let filter = plain_object("filter", filter)?;
-        self.inner.query(&filter).await.map_err(to_js)
     }
 
     /// Inserts a record whose object body is binary `content` (s3db.js `insert(data, {content})`).

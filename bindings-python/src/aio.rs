@@ -7,15 +7,14 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::awaitable;
 use crate::convert::{
-    as_partition, batch_json, many_json, page_json, partition_filter, records_json, reindex_json,
-    resource_config, stats_dict, Bool, Int64, Json, NoneValue, Object, ObjectList, PartitionsArg,
-    Rule, Seconds, Size, Str, StrList,
+    page_json, reindex_json, resource_config, stats_dict, Bool, Int64, Json, NoneValue, Object,
+    PartitionsArg, Rule, Seconds, Size, Str,
 };
 use crate::coordination::{
     batch_size, callable, coordinator_options, forward_events, leader_json, next_event,
-    opt_duration, split_id_generator, start_renewal, state_update, with_generated_id,
-    with_generated_ids, workers_json, AnyJson, AsyncNext, BytesOut, Callback, Content, Events,
-    IdGeneratorArg, IdGenerators, Renewal, Token, DEFAULT_CONTENT_TYPE,
+    opt_duration, split_id_generator, start_renewal, state_update, with_generated_id, workers_json,
+    AnyJson, AsyncNext, BytesOut, Callback, Content, Events, IdGeneratorArg, IdGenerators, Renewal,
+    Token, DEFAULT_CONTENT_TYPE,
 };
 use crate::errors::{engine_error, invalid, redact};
 use crate::plugins::{
@@ -291,8 +290,8 @@ impl Database {
 /// The records of one resource (async API).
 #[pyclass(frozen, module = "s3db")]
 pub struct Resource {
-    res: s3db::Resource,
-    id_gen: Option<Callback>,
+    pub(crate) res: s3db::Resource,
+    pub(crate) id_gen: Option<Callback>,
 }
 
 #[pymethods]
@@ -300,12 +299,6 @@ impl Resource {
     #[getter]
     fn name(&self) -> &str {
         self.res.name()
-    }
-
-    fn insert<'py>(&self, py: Python<'py>, record: Object) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let record = with_generated_id(py, self.id_gen.as_ref(), record.0)?;
-        awaitable(py, async move { res.insert(record).await.map(Json) })
     }
 
     /// Inserts a record whose object body is binary `content`.
@@ -360,131 +353,11 @@ impl Resource {
         self.res.id_sequence().cloned().map(|seq| Sequence { seq })
     }
 
-    fn get<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(py, async move { res.get(&id.0).await.map(Json) })
-    }
-
     fn get_or_none<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
         let res = self.res.clone();
         awaitable(py, async move {
             res.get_or_none(&id.0).await.map(|o| o.map(Json))
         })
-    }
-
-    fn exists<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(py, async move { res.exists(&id.0).await })
-    }
-
-    fn update<'py>(
-        &self,
-        py: Python<'py>,
-        id: Str,
-        changes: Object,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(
-            py,
-            async move { res.update(&id.0, changes.0).await.map(Json) },
-        )
-    }
-
-    fn delete<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(
-            py,
-            async move { res.delete(&id.0).await.map(|()| NoneValue) },
-        )
-    }
-
-    #[pyo3(signature = (partition = None, values = None))]
-    fn list_ids<'py>(
-        &self,
-        py: Python<'py>,
-        partition: Option<Str>,
-        values: Option<Object>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let part = partition_filter(py, partition, values)?;
-        awaitable(
-            py,
-            async move { res.list_ids_in(as_partition(&part)).await },
-        )
-    }
-
-    #[pyo3(signature = (partition = None, values = None))]
-    fn list<'py>(
-        &self,
-        py: Python<'py>,
-        partition: Option<Str>,
-        values: Option<Object>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let part = partition_filter(py, partition, values)?;
-        awaitable(py, async move {
-            res.list_in(as_partition(&part))
-                .await
-                .map(|v| Json(records_json(v)))
-        })
-    }
-
-    #[pyo3(signature = (partition = None, values = None))]
-    fn count<'py>(
-        &self,
-        py: Python<'py>,
-        partition: Option<Str>,
-        values: Option<Object>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let part = partition_filter(py, partition, values)?;
-        awaitable(py, async move { res.count_in(as_partition(&part)).await })
-    }
-
-    fn insert_many<'py>(
-        &self,
-        py: Python<'py>,
-        records: ObjectList,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let records = with_generated_ids(py, self.id_gen.as_ref(), records.0)?;
-        awaitable(py, async move {
-            Ok(Json(batch_json(res.insert_many(records).await)))
-        })
-    }
-
-    fn get_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(py, async move {
-            res.get_many(&ids.0).await.map(|m| Json(many_json(m)))
-        })
-    }
-
-    fn replace<'py>(
-        &self,
-        py: Python<'py>,
-        id: Str,
-        record: Object,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(
-            py,
-            async move { res.replace(&id.0, record.0).await.map(Json) },
-        )
-    }
-
-    fn upsert<'py>(&self, py: Python<'py>, record: Object) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let record = with_generated_id(py, self.id_gen.as_ref(), record.0)?;
-        awaitable(py, async move { res.upsert(record).await.map(Json) })
-    }
-
-    fn patch<'py>(&self, py: Python<'py>, id: Str, changes: Object) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(
-            py,
-            async move { res.patch(&id.0, changes.0).await.map(Json) },
-        )
     }
 
     fn get_with_etag<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
@@ -535,18 +408,6 @@ impl Resource {
             .map_err(|e| crate::errors::engine_error(py, &e))
     }
 
-    fn delete_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(py, async move {
-            Ok(Json(batch_json(res.delete_many(&ids.0).await)))
-        })
-    }
-
-    fn delete_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(py, async move { res.delete_all().await })
-    }
-
     #[pyo3(signature = (size, cursor = None))]
     fn page<'py>(
         &self,
@@ -559,13 +420,6 @@ impl Resource {
             res.page(size.0, cursor.as_ref().map(|c| c.0.as_str()))
                 .await
                 .map(|p| Json(page_json(p)))
-        })
-    }
-
-    fn query<'py>(&self, py: Python<'py>, filter: Object) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        awaitable(py, async move {
-            res.query(&filter.0).await.map(|v| Json(records_json(v)))
         })
     }
 

@@ -11,15 +11,14 @@ use pyo3::types::{PyBytes, PyTuple};
 use crate::aio::lock_options;
 use crate::block;
 use crate::convert::{
-    as_partition, batch_json, json_to_py, many_json, page_json, partition_filter, records_json,
-    reindex_json, resource_config, stats_dict, Bool, Int64, Object, ObjectList, PartitionsArg,
-    Rule, Seconds, Size, Str, StrList,
+    json_to_py, page_json, reindex_json, resource_config, stats_dict, Bool, Int64, Object,
+    PartitionsArg, Rule, Seconds, Size, Str,
 };
 use crate::coordination::{
     batch_size, callable, coordinator_options, forward_events, leader_json, next_event,
     opt_duration, split_id_generator, start_renewal, state_update, stop_iteration,
-    with_generated_id, with_generated_ids, workers_json, AnyJson, Callback, Content, Events,
-    IdGeneratorArg, IdGenerators, Renewal, Token, DEFAULT_CONTENT_TYPE,
+    with_generated_id, workers_json, AnyJson, Callback, Content, Events, IdGeneratorArg,
+    IdGenerators, Renewal, Token, DEFAULT_CONTENT_TYPE,
 };
 use crate::errors::{engine_error, redact};
 use crate::plugins::{
@@ -261,8 +260,8 @@ impl SyncDatabase {
 /// The records of one resource (blocking API).
 #[pyclass(frozen, module = "s3db")]
 pub struct SyncResource {
-    res: s3db::Resource,
-    id_gen: Option<Callback>,
+    pub(crate) res: s3db::Resource,
+    pub(crate) id_gen: Option<Callback>,
 }
 
 #[pymethods]
@@ -270,13 +269,6 @@ impl SyncResource {
     #[getter]
     fn name(&self) -> &str {
         self.res.name()
-    }
-
-    fn insert<'py>(&self, py: Python<'py>, record: Object) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let record = with_generated_id(py, self.id_gen.as_ref(), record.0)?;
-        let v = block(py, async move { res.insert(record).await })?;
-        json_to_py(py, &v)
     }
 
     #[pyo3(signature = (data, content, content_type = None))]
@@ -325,120 +317,12 @@ impl SyncResource {
             .map(|seq| SyncSequence { seq })
     }
 
-    fn get<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let v = block(py, async move { res.get(&id.0).await })?;
-        json_to_py(py, &v)
-    }
-
     fn get_or_none<'py>(&self, py: Python<'py>, id: Str) -> PyResult<Option<Bound<'py, PyAny>>> {
         let res = self.res.clone();
         match block(py, async move { res.get_or_none(&id.0).await })? {
             Some(v) => json_to_py(py, &v).map(Some),
             None => Ok(None),
         }
-    }
-
-    fn exists(&self, py: Python<'_>, id: Str) -> PyResult<bool> {
-        let res = self.res.clone();
-        block(py, async move { res.exists(&id.0).await })
-    }
-
-    fn update<'py>(
-        &self,
-        py: Python<'py>,
-        id: Str,
-        changes: Object,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let v = block(py, async move { res.update(&id.0, changes.0).await })?;
-        json_to_py(py, &v)
-    }
-
-    fn delete(&self, py: Python<'_>, id: Str) -> PyResult<()> {
-        let res = self.res.clone();
-        block(py, async move { res.delete(&id.0).await })
-    }
-
-    #[pyo3(signature = (partition = None, values = None))]
-    fn list_ids(
-        &self,
-        py: Python<'_>,
-        partition: Option<Str>,
-        values: Option<Object>,
-    ) -> PyResult<Vec<String>> {
-        let res = self.res.clone();
-        let part = partition_filter(py, partition, values)?;
-        block(
-            py,
-            async move { res.list_ids_in(as_partition(&part)).await },
-        )
-    }
-
-    #[pyo3(signature = (partition = None, values = None))]
-    fn list<'py>(
-        &self,
-        py: Python<'py>,
-        partition: Option<Str>,
-        values: Option<Object>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let part = partition_filter(py, partition, values)?;
-        let records = block(py, async move { res.list_in(as_partition(&part)).await })?;
-        json_to_py(py, &records_json(records))
-    }
-
-    #[pyo3(signature = (partition = None, values = None))]
-    fn count(
-        &self,
-        py: Python<'_>,
-        partition: Option<Str>,
-        values: Option<Object>,
-    ) -> PyResult<u64> {
-        let res = self.res.clone();
-        let part = partition_filter(py, partition, values)?;
-        block(py, async move { res.count_in(as_partition(&part)).await })
-    }
-
-    fn insert_many<'py>(
-        &self,
-        py: Python<'py>,
-        records: ObjectList,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let records = with_generated_ids(py, self.id_gen.as_ref(), records.0)?;
-        let items = block(py, async move { Ok(res.insert_many(records).await) })?;
-        json_to_py(py, &batch_json(items))
-    }
-
-    fn get_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let found = block(py, async move { res.get_many(&ids.0).await })?;
-        json_to_py(py, &many_json(found))
-    }
-
-    fn replace<'py>(
-        &self,
-        py: Python<'py>,
-        id: Str,
-        record: Object,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let v = block(py, async move { res.replace(&id.0, record.0).await })?;
-        json_to_py(py, &v)
-    }
-
-    fn upsert<'py>(&self, py: Python<'py>, record: Object) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let record = with_generated_id(py, self.id_gen.as_ref(), record.0)?;
-        let v = block(py, async move { res.upsert(record).await })?;
-        json_to_py(py, &v)
-    }
-
-    fn patch<'py>(&self, py: Python<'py>, id: Str, changes: Object) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let v = block(py, async move { res.patch(&id.0, changes.0).await })?;
-        json_to_py(py, &v)
     }
 
     fn get_with_etag<'py>(
@@ -491,17 +375,6 @@ impl SyncResource {
             .map_err(|e| crate::errors::engine_error(py, &e))
     }
 
-    fn delete_many<'py>(&self, py: Python<'py>, ids: StrList) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let items = block(py, async move { Ok(res.delete_many(&ids.0).await) })?;
-        json_to_py(py, &batch_json(items))
-    }
-
-    fn delete_all(&self, py: Python<'_>) -> PyResult<u64> {
-        let res = self.res.clone();
-        block(py, async move { res.delete_all().await })
-    }
-
     #[pyo3(signature = (size, cursor = None))]
     fn page<'py>(
         &self,
@@ -515,12 +388,6 @@ impl SyncResource {
                 .await
         })?;
         json_to_py(py, &page_json(page))
-    }
-
-    fn query<'py>(&self, py: Python<'py>, filter: Object) -> PyResult<Bound<'py, PyAny>> {
-        let res = self.res.clone();
-        let records = block(py, async move { res.query(&filter.0).await })?;
-        json_to_py(py, &records_json(records))
     }
 
     #[pyo3(signature = (partition = None))]

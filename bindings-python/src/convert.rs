@@ -558,10 +558,6 @@ pub fn partition_filter(
     }
 }
 
-pub fn as_partition(f: &PartitionFilter) -> Option<(&str, &Map<String, Value>)> {
-    f.as_ref().map(|(n, v)| (n.as_str(), v))
-}
-
 pub fn batch_json(items: Vec<s3db::BatchItem>) -> Value {
     serde_json::to_value(items).unwrap_or(Value::Null)
 }

@@ -9,6 +9,7 @@ mod blocking;
 mod convert;
 mod coordination;
 mod errors;
+mod generated;
 mod hooks;
 mod plugins;
 

@@ -3,6 +3,7 @@
 //! Layers, each importing only from those below it (checked by `tests/layers.rs`):
 //! `error` → `storage` → `format` → `coord` → `db` → `api`.
 
+pub mod api;
 pub mod coord;
 pub mod db;
 pub mod error;
