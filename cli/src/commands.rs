@@ -174,9 +174,9 @@ pub fn partition_of(p: &PartitionArgs) -> Res<Option<(String, Map<String, Value>
     };
     let mut values = Map::new();
     for kv in &p.values {
-        let (field, value) = kv.split_once('=').ok_or_else(|| {
-            Failure::Usage(format!("--value takes FIELD=VALUE, got {kv:?}"))
-        })?;
+        let (field, value) = kv
+            .split_once('=')
+            .ok_or_else(|| Failure::Usage(format!("--value takes FIELD=VALUE, got {kv:?}")))?;
         if field.is_empty() {
             return Err(Failure::Usage(format!(
                 "--value takes FIELD=VALUE, got {kv:?}"

@@ -28,7 +28,9 @@ fn describe_kind(kind: ErrorKind) -> &'static str {
         ErrorKind::PreconditionFailed => "the object changed since it was read",
         ErrorKind::Conflict => "kept losing races with concurrent writers",
         ErrorKind::Validation => "the record or definition breaks the schema",
-        ErrorKind::InvalidArgument => "an argument (JSON, id, name, filter) is invalid",
+        ErrorKind::InvalidArgument => {
+            "an argument (JSON, id, name, filter, connection string) is invalid"
+        }
         ErrorKind::LockNotAcquired => "the lock is held by another holder",
         ErrorKind::LockLost => "the lock was lost (expired, taken over)",
         ErrorKind::Corrupt => "stored data cannot be decoded",

@@ -263,7 +263,10 @@ fn main() -> ExitCode {
         quiet: cli.quiet,
         db: tokio::sync::OnceCell::new(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error[LOCAL]: starting the async runtime: {e}");

@@ -90,9 +90,7 @@ fn set_path(record: &mut Map<String, Value>, path: &str, value: Value) {
 /// A value as a CSV cell (see the module documentation).
 pub fn encode_cell(v: &Value) -> String {
     match v {
-        Value::String(s) if !s.is_empty() && serde_json::from_str::<Value>(s).is_err() => {
-            s.clone()
-        }
+        Value::String(s) if !s.is_empty() && serde_json::from_str::<Value>(s).is_err() => s.clone(),
         other => other.to_string(),
     }
 }
@@ -484,11 +482,7 @@ pub async fn import(
                                 rowno,
                                 None,
                                 "INVALID_ARGUMENT",
-                                &format!(
-                                    "{} cells, the header has {}",
-                                    row.len(),
-                                    headers.len()
-                                ),
+                                &format!("{} cells, the header has {}", row.len(), headers.len()),
                             );
                             continue;
                         }
