@@ -389,13 +389,7 @@ fn stats_command_and_flag() {
     assert!(table.starts_with("REQUEST"), "{table}");
 
     // --stats: the session's requests on stderr at exit, stdout untouched.
-    let r = store.run(&[
-        "--stats",
-        "insert",
-        "users",
-        r#"{"id": "x", "name": "X"}"#,
-        "--json",
-    ]);
+    let r = store.run(&["--stats", "insert", "users", r#"{"id": "x", "name": "X"}"#]);
     r.ok();
     assert_eq!(r.json()["id"], "x");
     let line = r.stderr();
