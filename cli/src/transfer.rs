@@ -14,6 +14,7 @@
 //! - reading takes a cell that parses as JSON as that value, anything else as text; for text
 //!   attributes (string, secret, uuid, ip, date/time, …) a bare number or boolean stays text;
 //!   the `id` column is always text.
+//!
 //! Export then import gives back the same records.
 
 use std::collections::{BTreeSet, HashSet};
@@ -133,13 +134,13 @@ pub fn decode_cell(cell: &str, kind: Option<&Kind>) -> Option<Value> {
 fn uncovered(
     record: &Map<String, Value>,
     prefix: &str,
-    columns: &HashSet<&str>,
+    columns: &HashSet<String>,
     parents: &HashSet<String>,
     found: &mut Vec<String>,
 ) {
     for (k, v) in record {
         let path = format!("{prefix}{k}");
-        if columns.contains(path.as_str()) {
+        if columns.contains(&path) {
             continue;
         }
         match v {
@@ -154,7 +155,7 @@ fn uncovered(
 enum Sink<'a> {
     Ndjson(&'a mut dyn Write),
     Csv {
-        w: csv::Writer<&'a mut dyn Write>,
+        w: Box<csv::Writer<&'a mut dyn Write>>,
         columns: Vec<String>,
         column_set: HashSet<String>,
         parents: HashSet<String>,
@@ -184,9 +185,8 @@ impl Sink<'_> {
                     (_, None) => String::new(),
                 });
                 w.write_record(cells).map_err(csv_error)?;
-                let set: HashSet<&str> = column_set.iter().map(String::as_str).collect();
                 let mut missing = Vec::new();
-                uncovered(map, "", &set, parents, &mut missing);
+                uncovered(map, "", column_set, parents, &mut missing);
                 for path in missing {
                     if warned.insert(path.clone()) {
                         progress.println(&format!(
@@ -264,7 +264,7 @@ pub async fn export(
                 let mut w = csv::Writer::from_writer(target.writer());
                 w.write_record(&columns).map_err(csv_error)?;
                 Sink::Csv {
-                    w,
+                    w: Box::new(w),
                     column_set: columns.iter().cloned().collect(),
                     columns,
                     parents,

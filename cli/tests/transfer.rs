@@ -34,7 +34,7 @@ fn record(i: usize) -> Value {
         "id": format!("item-{i:05}"),
         "name": format!("item {i}"),
         "qty": i as f64 / 4.0,
-        "active": i % 2 == 0,
+        "active": i.is_multiple_of(2),
         "address": {"city": city},
     });
     match i % 7 {
@@ -46,7 +46,7 @@ fn record(i: usize) -> Value {
         5 => r["tags"] = json!(["x", format!("t{i}")]),
         _ => r["meta"] = json!({"k": i, "nested": {"ok": true}}),
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         r["address"]["zip"] = json!(format!("{:04}", i % 10_000));
     }
     r
