@@ -37,7 +37,7 @@ impl Progress {
             };
             let template = match (total.is_some(), unit) {
                 (true, Unit::Records) => {
-                    "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} records ({per_sec}, ETA {eta}) {msg}"
+                    "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} records ({rate}, ETA {eta}) {msg}"
                 }
                 (true, Unit::Bytes) => {
                     "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}"
@@ -45,7 +45,12 @@ impl Progress {
                 (false, _) => "{prefix} {spinner} [{elapsed_precise}] {msg}",
             };
             if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style);
+                bar.set_style(style.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0}/s", state.per_sec());
+                    },
+                ));
             }
             bar.set_prefix(label.clone());
             bar.enable_steady_tick(Duration::from_millis(200));
