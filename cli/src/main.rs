@@ -174,6 +174,10 @@ enum Command {
         /// Records per insert_many batch
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..))]
         batch_size: u16,
+        /// Batches inserted at once, each 16 records at a time (with more than 1, which of two
+        /// records with the same id in different batches wins is not defined)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+        parallel: u8,
     },
     /// Who holds a lock: holder, fencing token, expiry, or "free"
     Lock { name: String },
@@ -335,7 +339,19 @@ async fn run(ctx: &Ctx, command: Command, out: &mut Out) -> Result<(), Failure> 
             format,
             input,
             batch_size,
-        } => transfer::import(ctx, out, &resource, format, input, batch_size as usize).await,
+            parallel,
+        } => {
+            transfer::import(
+                ctx,
+                out,
+                &resource,
+                format,
+                input,
+                batch_size as usize,
+                parallel as usize,
+            )
+            .await
+        }
         Command::Lock { name } => c::lock(ctx, out, &name).await,
         Command::Sequence { name } => c::sequence(ctx, out, &name).await,
         Command::Sequences => c::sequences(ctx, out).await,

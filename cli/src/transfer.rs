@@ -325,14 +325,17 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Counts of an import and where each pending record came from.
+/// Counts of an import, the batch being read and the batches being inserted.
 struct Importer<'a> {
-    resource: &'a Resource,
+    resource: Resource,
     name: &'a str,
     /// "line" (NDJSON) or "row" (CSV).
     unit: &'static str,
     batch_size: usize,
+    /// Batches inserted at once (each `insert_many` runs 16 inserts at a time).
+    parallel: usize,
     pending: Vec<(u64, Value)>,
+    in_flight: tokio::task::JoinSet<(Vec<u64>, Vec<s3db::BatchItem>)>,
     read: u64,
     imported: u64,
     failed: u64,
@@ -348,21 +351,40 @@ impl Importer<'_> {
         ));
     }
 
-    async fn push(&mut self, at: u64, record: Value, progress: &Progress) {
+    /// Queues a record; a full batch is sent (waiting while `parallel` batches are in flight).
+    /// Returns whether a batch completed.
+    async fn push(&mut self, at: u64, record: Value, progress: &Progress) -> Res<bool> {
         self.read += 1;
         self.pending.push((at, record));
-        if self.pending.len() >= self.batch_size {
-            self.flush(progress).await;
+        if self.pending.len() < self.batch_size {
+            return Ok(false);
         }
+        self.send();
+        let mut done = false;
+        while self.in_flight.len() >= self.parallel {
+            done |= self.collect_one(progress).await?;
+        }
+        Ok(done)
     }
 
-    async fn flush(&mut self, progress: &Progress) {
+    fn send(&mut self) {
         if self.pending.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
         let (places, records): (Vec<u64>, Vec<Value>) = batch.into_iter().unzip();
-        let items = self.resource.insert_many(records).await;
+        let resource = self.resource.clone();
+        self.in_flight
+            .spawn(async move { (places, resource.insert_many(records).await) });
+    }
+
+    /// Waits for one batch and reports its failures; `false` when none was in flight.
+    async fn collect_one(&mut self, progress: &Progress) -> Res<bool> {
+        let Some(joined) = self.in_flight.join_next().await else {
+            return Ok(false);
+        };
+        let (places, items) =
+            joined.map_err(|e| Failure::Local(format!("an import batch failed: {e}")))?;
         for item in items {
             match &item.error {
                 None => self.imported += 1,
@@ -372,6 +394,14 @@ impl Importer<'_> {
                 }
             }
         }
+        Ok(true)
+    }
+
+    /// Sends the last batch and waits for every batch.
+    async fn finish(&mut self, progress: &Progress) -> Res {
+        self.send();
+        while self.collect_one(progress).await? {}
+        Ok(())
     }
 }
 
@@ -382,6 +412,7 @@ pub async fn import(
     format: Format,
     input: Option<PathBuf>,
     batch_size: usize,
+    parallel: usize,
 ) -> Res {
     let resource = ctx.db().await?.resource(name).await?;
     let (mut reader, size): (Box<dyn BufRead>, Option<u64>) = match &input {
@@ -400,14 +431,16 @@ pub async fn import(
     };
     let mut progress = Progress::new(format!("import {name}"), size, unit, ctx.quiet);
     let mut imp = Importer {
-        resource: &resource,
+        resource: resource.clone(),
         name,
         unit: match format {
             Format::Ndjson => "line",
             Format::Csv => "row",
         },
         batch_size,
+        parallel,
         pending: Vec::with_capacity(batch_size),
+        in_flight: tokio::task::JoinSet::new(),
         read: 0,
         imported: 0,
         failed: 0,
@@ -430,7 +463,11 @@ pub async fn import(
                     continue;
                 }
                 match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => imp.push(lineno, v, &progress).await,
+                    Ok(v) => {
+                        if imp.push(lineno, v, &progress).await? {
+                            progress.update(bytes, imp.imported + imp.failed);
+                        }
+                    }
                     Err(e) => {
                         imp.read += 1;
                         imp.fail(
@@ -441,9 +478,6 @@ pub async fn import(
                             &format!("invalid JSON: {e}"),
                         );
                     }
-                }
-                if imp.pending.is_empty() {
-                    progress.update(bytes, imp.imported + imp.failed);
                 }
             }
         }
@@ -496,8 +530,7 @@ pub async fn import(
                                 set_path(&mut record, h, v);
                             }
                         }
-                        imp.push(rowno, Value::Object(record), &progress).await;
-                        if imp.pending.is_empty() {
+                        if imp.push(rowno, Value::Object(record), &progress).await? {
                             let pos = row.position().map_or(0, |p| p.byte());
                             progress.update(pos, imp.imported + imp.failed);
                         }
@@ -512,7 +545,7 @@ pub async fn import(
             }
         }
     }
-    imp.flush(&progress).await;
+    imp.finish(&progress).await?;
     progress.update(size.unwrap_or(0), imp.imported + imp.failed);
     let elapsed = progress.finish();
     let (read, imported, failed) = (imp.read, imp.imported, imp.failed);
