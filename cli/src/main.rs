@@ -251,12 +251,39 @@ pub fn json_arg(what: &str, text: &str) -> Result<Value, Failure> {
         .map_err(|e| Failure::Engine(s3db::Error::invalid(format!("{what}: invalid JSON: {e}"))))
 }
 
+/// Masks the `user:password@` part of every URL in `text`.
+fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '\'')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // Help and version print to stdout and exit 0; usage errors exit 2.
-            let _ = e.print();
+            // Help and version print to stdout and exit 0; usage errors exit 2. A usage
+            // error may quote an argument: credentials in a URL are masked.
+            if e.use_stderr() {
+                eprint!("{}", redact_urls(&e.render().to_string()));
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
@@ -363,5 +390,23 @@ async fn run(ctx: &Ctx, command: Command, out: &mut Out) -> Result<(), Failure> 
             clap_complete::generate(shell, &mut cmd, "s3db", &mut buf);
             out.bytes(&buf).map_err(Failure::from)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_urls;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_urls("unexpected argument 'http://AK:s3cr%2Ft@host:9000/b/p' found"),
+            "unexpected argument 'http://***@host:9000/b/p' found"
+        );
+        assert_eq!(
+            redact_urls("s3://KEY:SECRET@bucket/prefix and file:///tmp/x"),
+            "s3://***@bucket/prefix and file:///tmp/x"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
     }
 }

@@ -428,6 +428,15 @@ fn credentials_are_never_printed() {
     assert_ne!(r.code(), 0);
     assert!(!r.stderr().contains(secret), "{}", r.stderr());
     assert!(!r.stdout().contains(secret));
+    // Nor when a usage error quotes an argument.
+    let r = run_with(None, &["get", "users", "x", &url], None);
+    assert_eq!(r.code(), 2);
+    assert!(!r.stderr().contains(secret), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("http://***@127.0.0.1:9/bucket/prefix"),
+        "{}",
+        r.stderr()
+    );
     // Not in --help either (the environment variable's value is hidden).
     let r = run_with(Some(&url), &["--help"], None);
     r.ok();
