@@ -68,15 +68,19 @@ pub async fn definition(ctx: &Ctx, resource: &Resource) -> Res<Value> {
     out.insert("paranoid".into(), json!(def.paranoid));
     out.insert("idSize".into(), json!(def.id_size));
     if let Some(inc) = &def.incremental {
-        let generator = raw
-            .get("idGenerator")
-            .or_else(|| current.get("idGenerator"))
-            .cloned()
-            .unwrap_or_else(|| {
-                let mut g = serde_json::to_value(inc).unwrap_or(json!({}));
-                g["type"] = json!("incremental");
-                g
-            });
+        // The object form carries everything (prefix, padding, mode), so `define` restores
+        // the same generator.
+        let mut generator = json!({
+            "type": "incremental",
+            "start": inc.start,
+            "increment": inc.increment,
+            "prefix": inc.prefix,
+            "padding": inc.padding,
+        });
+        if inc.batch_size > 1 {
+            generator["mode"] = json!("fast");
+            generator["batchSize"] = json!(inc.batch_size);
+        }
         out.insert("idGenerator".into(), generator);
     }
     let plugins = resource.plugin_map();

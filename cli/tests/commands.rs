@@ -88,6 +88,33 @@ fn define_resources_describe() {
 }
 
 #[test]
+fn incremental_ids_survive_describe_and_define() {
+    let store = Store::new();
+    store
+        .run(&[
+            "define",
+            "orders",
+            r#"{"attributes": {"total": "number"}, "idGenerator": "incremental:ORD-0001"}"#,
+        ])
+        .ok();
+    assert_eq!(
+        store.json(&["insert", "orders", r#"{"total": 1}"#, "--json"])["id"],
+        "ORD-0001"
+    );
+    let d = store.json(&["describe", "orders", "--json"]);
+    assert_eq!(d["idGenerator"]["prefix"], "ORD-");
+    assert_eq!(d["idGenerator"]["padding"], 4);
+    let other = Store::new();
+    other
+        .run_stdin(&["define", "orders", "-"], &d.to_string())
+        .ok();
+    assert_eq!(
+        other.json(&["insert", "orders", r#"{"total": 2}"#, "--json"])["id"],
+        "ORD-0001"
+    );
+}
+
+#[test]
 fn insert_get_update_delete() {
     let store = users_store();
     let ada = store.json(&[
