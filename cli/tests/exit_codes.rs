@@ -115,7 +115,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn local_failures_exit_1() {
     let store = store_with_users();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let missing = dir.path().join("missing.ndjson");
     store
         .run(&["import", "users", "--input", missing.to_str().unwrap()])

@@ -82,8 +82,13 @@ fn source() -> Store {
 }
 
 fn round_trip(format: &str) {
+    let t = Instant::now();
     let src = source();
     let expected = all_records(&src, "items");
+    eprintln!(
+        "{format}: source store of {RECORDS} records set up in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(expected.len(), RECORDS);
 
     // The definition travels too.
@@ -91,7 +96,7 @@ fn round_trip(format: &str) {
     let def = src.run(&["describe", "items", "--json"]).ok().stdout();
     dst.run_stdin(&["define", "items", "-"], &def).ok();
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::tempdir();
     let file = dir.path().join(format!("items.{format}"));
     let file = file.to_str().unwrap();
 
@@ -117,7 +122,13 @@ fn round_trip(format: &str) {
         "{format}: exported {RECORDS} records in {export_secs:.2}s, imported in {import_secs:.2}s"
     );
 
+    let t = Instant::now();
     let got = all_records(&dst, "items");
+    let read_back = t.elapsed().as_secs_f64();
+    eprintln!(
+        "{format}: target records read back in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(got.len(), RECORDS);
     for (id, want) in &expected {
         assert_eq!(
@@ -144,6 +155,13 @@ fn round_trip(format: &str) {
     assert!(
         !r.stderr().contains('\u{1b}'),
         "escape codes on a non-terminal"
+    );
+    eprintln!("{format}: checks done at {:.2}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    drop((src, dst, dir));
+    eprintln!(
+        "{format}: stores removed in {:.2}s",
+        t.elapsed().as_secs_f64()
     );
 }
 
