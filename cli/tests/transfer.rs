@@ -125,10 +125,7 @@ fn round_trip(format: &str) {
     let t = Instant::now();
     let got = all_records(&dst, "items");
     let read_back = t.elapsed().as_secs_f64();
-    eprintln!(
-        "{format}: target records read back in {:.2}s",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("{format}: target records read back in {read_back:.2}s");
     assert_eq!(got.len(), RECORDS);
     for (id, want) in &expected {
         assert_eq!(
