@@ -97,34 +97,55 @@ enum Command {
     /// Names of the resources in the catalog
     Resources,
     /// A resource's definition as JSON (attributes, behavior, partitions, versions, ...)
-    Describe { resource: String },
+    Describe {
+        /// Resource name
+        resource: String,
+    },
     /// Defines (or redefines) a resource from a definition: `describe --json` output, the
     /// options object ({"attributes": ..., "behavior": ..., "partitions": ...}) or a bare
     /// attribute map; `-` reads it from stdin
     Define {
+        /// Resource name
         resource: String,
+        /// The definition (JSON), or `-` for stdin
         #[arg(value_name = "JSON|-")]
         definition: String,
     },
     /// One record
-    Get { resource: String, id: String },
+    Get {
+        /// Resource name
+        resource: String,
+        /// Record id
+        id: String,
+    },
     /// Inserts a record (JSON object; `-` reads it from stdin)
     Insert {
+        /// Resource name
         resource: String,
+        /// The record (JSON object), or `-` for stdin
         #[arg(value_name = "JSON|-")]
         record: String,
     },
     /// Merges changes into a record (dotted keys change one nested field; null removes)
     Update {
+        /// Resource name
         resource: String,
+        /// Record id
         id: String,
+        /// Changes to merge (JSON object), or `-` for stdin
         #[arg(value_name = "JSON|-")]
         changes: String,
     },
     /// Deletes a record
-    Delete { resource: String, id: String },
+    Delete {
+        /// Resource name
+        resource: String,
+        /// Record id
+        id: String,
+    },
     /// Records of a resource (or of one partition)
     List {
+        /// Resource name
         resource: String,
         #[command(flatten)]
         partition: PartitionArgs,
@@ -135,7 +156,9 @@ enum Command {
     /// Records matching a filter: {"status": "paid", "amount": {"$gte": 10}}
     /// (operators $eq $ne $gt $gte $lt $lte $in $nin $exists; dotted paths)
     Query {
+        /// Resource name
         resource: String,
+        /// The filter (JSON object), or `-` for stdin
         #[arg(value_name = "FILTER-JSON|-")]
         filter: String,
         #[command(flatten)]
@@ -146,12 +169,14 @@ enum Command {
     },
     /// Number of records (of a resource or one partition)
     Count {
+        /// Resource name
         resource: String,
         #[command(flatten)]
         partition: PartitionArgs,
     },
     /// Streams every record out, a page at a time
     Export {
+        /// Resource name
         resource: String,
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
@@ -165,6 +190,7 @@ enum Command {
     /// Streams records in, inserting them in batches; a failed record is reported and
     /// skipped (exit code 3 when any failed)
     Import {
+        /// Resource name
         resource: String,
         #[arg(long, value_enum, default_value_t = Format::Ndjson)]
         format: Format,
@@ -180,9 +206,15 @@ enum Command {
         parallel: u8,
     },
     /// Who holds a lock: holder, fencing token, expiry, or "free"
-    Lock { name: String },
+    Lock {
+        /// Lock name
+        name: String,
+    },
     /// A sequence's current value (the value its next `next` hands out)
-    Sequence { name: String },
+    Sequence {
+        /// Sequence name
+        name: String,
+    },
     /// Every sequence and its current value
     Sequences,
     /// Reconnects (healing the catalog if it needs it) and prints the healing log
