@@ -21,21 +21,21 @@ pub fn engine_code(kind: ErrorKind) -> u8 {
     (ENGINE_BASE + kind.status()).clamp(0, 255) as u8
 }
 
+/// What an error kind means, by its stable code (so kinds added to the engine later still
+/// get a line, and the match does not break when one is added).
 fn describe_kind(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::NotFound => "no such record, resource, partition or sequence",
-        ErrorKind::AlreadyExists => "a record with that id already exists",
-        ErrorKind::PreconditionFailed => "the object changed since it was read",
-        ErrorKind::Conflict => "kept losing races with concurrent writers",
-        ErrorKind::Validation => "the record or definition breaks the schema",
-        ErrorKind::InvalidArgument => {
-            "an argument (JSON, id, name, filter, connection string) is invalid"
-        }
-        ErrorKind::LockNotAcquired => "the lock is held by another holder",
-        ErrorKind::LockLost => "the lock was lost (expired, taken over)",
-        ErrorKind::Corrupt => "stored data cannot be decoded",
-        ErrorKind::Storage => "the object store failed or cannot be reached",
-        #[allow(unreachable_patterns)]
+    match kind.code() {
+        "NOT_FOUND" => "no such record, resource, partition or sequence",
+        "ALREADY_EXISTS" => "a record with that id already exists",
+        "PRECONDITION_FAILED" => "the object changed since it was read",
+        "CONFLICT" => "kept losing races with concurrent writers",
+        "VALIDATION" => "the record or definition breaks the schema",
+        "INVALID_ARGUMENT" => "an argument (JSON, id, name, filter, connection string) is invalid",
+        "LOCK_NOT_ACQUIRED" => "the lock is held by another holder",
+        "LOCK_LOST" => "the lock was lost (expired, taken over)",
+        "CORRUPT" => "stored data cannot be decoded",
+        "STORAGE" => "the object store failed or cannot be reached",
+        "OUTCOME_UNKNOWN" => "a write may or may not have been applied (its response was lost)",
         _ => "engine error",
     }
 }
