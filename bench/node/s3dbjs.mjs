@@ -88,9 +88,9 @@ class S3dbJsAdapter {
     const opts = {
       connectionString: connectionString(this.url),
       logLevel: 'silent',
-      // retries 0 (shared/TOOLCHAIN.md). Concurrency raised from its default 10: with 10, C=16
-      // concurrent deletes on S3 deadlock in deleteObjects (a pool slot waits for nested
-      // exists() calls) until the pool's 30 s timeout; 32 deletes took 181 s on moto.
+      // retries 0, as 21.6.2 needs against an S3 server. Concurrency raised from its default
+      // 10: with 10, C=16 concurrent deletes on S3 deadlock in deleteObjects (a pool slot waits
+      // for nested exists() calls) until the pool's 30 s timeout; 32 deletes took 181 s on moto.
       executorPool: { retries: 0, concurrency: Math.max(100, 4 * (W ? W.c : 16)) },
     }
     if (W) opts.passphrase = W.passphrase

@@ -1,4 +1,4 @@
-//! Plugin-owned attributes (s3db.js `addPluginAttribute`, format.md §6.3): keys, catalog
+//! Plugin-owned attributes (s3db.js `addPluginAttribute`, docs/format.md §6.3): keys, catalog
 //! versions and registry, every behavior, reconnects, removal and errors.
 
 mod common;
@@ -11,9 +11,8 @@ use s3db::{catalog, Database, ErrorKind, ResourceConfig};
 use serde_json::{json, Value};
 
 fn vector(name: &str) -> Value {
-    let dir = std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
-    });
+    let dir = std::env::var("S3DB_VECTORS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").to_string());
     let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
     serde_json::from_str(&text).unwrap()
 }

@@ -27,9 +27,8 @@ const T0: i64 = 1_705_320_000_000;
 const SLUG: &str = "my-plugin";
 
 fn vectors_dir() -> String {
-    std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
-    })
+    std::env::var("S3DB_VECTORS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").to_string())
 }
 
 fn vector() -> Value {

@@ -298,10 +298,7 @@ async def test_plugin_storage_errors(mdb: Any) -> None:
 # --- the plugin-storage vector ----------------------------------------------------------------
 
 VECTORS = os.environ.get("S3DB_VECTORS") or os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-    "..",
-    "shared",
-    "vectors",
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vectors"
 )
 ISO_TIMES = re.compile(r'"(createdAt|updatedAt)":"[^"]*"')
 
