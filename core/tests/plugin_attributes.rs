@@ -195,13 +195,9 @@ async fn plugin_fields_round_trip_on_every_backend() {
                     "{url} {name} {id}: {meta:?} {in_body}"
                 );
                 assert!(!meta.contains_key("auditedby") && !meta.contains_key("score"));
-                // moto's server drops `_`-prefixed metadata (`_v`, `_pluginmap`), real S3 keeps it.
-                let keeps_underscored = !url.starts_with("http");
                 let has_map = meta.contains_key("_pluginmap");
                 let wants_map = behavior != "user-managed" || body.is_some();
-                if keeps_underscored {
-                    assert_eq!(has_map, wants_map, "{url} {name} {id}: {meta:?}");
-                }
+                assert_eq!(has_map, wants_map, "{url} {name} {id}: {meta:?}");
                 if let Some(map) = meta.get("_pluginmap") {
                     let map: Value = serde_json::from_str(map).unwrap();
                     assert_eq!(map["auditedBy"], "pkdv");
