@@ -44,8 +44,9 @@ s3_server_start() {
   rm -rf "$S3_SERVER_ROOT"
   mkdir -p "$S3_SERVER_ROOT/data"
   log="$S3_SERVER_ROOT/versitygw.log"
+  # --keep-alive: S3 keeps connections open; without it every response closes its connection.
   "$bin" --access "$S3_SERVER_KEY" --secret "$S3_SERVER_SECRET" --port "127.0.0.1:$port" \
-    posix "$S3_SERVER_ROOT/data" >"$log" 2>&1 &
+    --keep-alive --quiet posix "$S3_SERVER_ROOT/data" >"$log" 2>&1 &
   S3_SERVER_PID=$!
   url="http://127.0.0.1:$port"
   # Any HTTP answer (403 to an unsigned request) means it listens.
