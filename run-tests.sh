@@ -13,6 +13,7 @@ python_env
 if ! command -v cbindgen >/dev/null || ! cbindgen --version | grep -q ' 0\.29\.'; then
   cargo install cbindgen --version 0.29.0 --locked
 fi
+versitygw_bin >/dev/null
 
 step "Format and lints"
 cargo fmt --all --check
