@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: lint, header drift, Rust, C, Go, Python, Node and cross-language suites,
-# against memory://, file:// and a moto S3 server started here on 127.0.0.1.
+# against memory://, file:// and a versitygw S3 server started here on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")"
 source tests/lib.sh
@@ -8,11 +8,12 @@ source tests/s3-server.sh
 S3DB_T0=$(date +%s)
 trap s3_server_stop EXIT
 
-step "Tools (pip: moto, pytest, mypy, maturin; cargo: cbindgen)"
+step "Tools (pip: pytest, mypy, maturin, boto3; cargo: cbindgen; go: versitygw)"
 python_env
 if ! command -v cbindgen >/dev/null || ! cbindgen --version | grep -q ' 0\.29\.'; then
   cargo install cbindgen --version 0.29.0 --locked
 fi
+versitygw_bin >/dev/null
 
 step "Format and lints"
 cargo fmt --all --check

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-BACKENDS = ["memory", "file", "moto"]
+# "moto": the S3 server of results recorded before versitygw (re-rendered with --from).
+BACKENDS = ["memory", "file", "versitygw", "moto"]
 IMPLS = [("rust", "s3db-rs"), ("python", "s3db-rs"), ("node", "s3db-rs"), ("node", "s3db.js")]
 OPS = ["insert", "get", "get_many", "update", "list", "count", "query", "delete",
        "insert_many", "delete_many", "lock", "seq_next", "seq_fast", "seq_procs"]
@@ -93,7 +94,7 @@ def machine(args: argparse.Namespace) -> dict:
         "node (bindings)": sh([args.node, "--version"]),
         "node (s3db.js)": sh([args.node24, "--version"]) if args.node24 else "n/a",
         "s3db.js": s3dbjs,
-        "moto": sh([args.python, "-c", "import moto; print(moto.__version__)"]),
+        "s3 server": args.s3_server or "n/a",
         "s3db-rs commit": sh(["git", "-C", str(Path(__file__).resolve().parent.parent),
                               "describe", "--always", "--dirty"]),
     }
@@ -300,7 +301,7 @@ def targets(results: dict, stream: dict) -> list[dict]:
     for backend, need, langs, ops in (
         ("memory", 5.0, ["node"], ["insert", "get", "update", "list"]),
         ("memory", 3.0, ["python"], ["insert", "get", "update", "list"]),
-        ("moto", 2.0, ["rust", "python", "node"], ["insert", "get", "update"]),
+        ("versitygw", 2.0, ["rust", "python", "node"], ["insert", "get", "update"]),
     ):
         for lang in langs:
             for op in ops:
@@ -359,6 +360,7 @@ def main() -> None:
     ap.add_argument("--node24", default="")
     ap.add_argument("--python", default="python3")
     ap.add_argument("--elapsed", type=int)
+    ap.add_argument("--s3-server", default="", help="name and version of the S3 test server")
     ap.add_argument("--from", dest="from_json",
                     help="re-render a results JSON written earlier (its machine and results; "
                          "the streaming figures are read again from results/stream.json)")

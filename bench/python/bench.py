@@ -1,6 +1,6 @@
 """The benchmark workload on s3db-rs through the Python binding (asyncio).
 
-Usage: python bench.py --url URL --backend memory|file|moto [--n N --c C ...] --out FILE
+Usage: python bench.py --url URL --backend memory|file|versitygw [--n N --c C ...] --out FILE
        python bench.py seq-worker --url URL --name NAME --m M --start-at EPOCH_MS --backend B
 The workload (bench/workload.json) and the operations are the ones of bench/node/common.mjs.
 """

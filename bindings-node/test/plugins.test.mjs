@@ -10,7 +10,7 @@ import { Database } from '../lib.mjs'
 import { backends, rand, rejectsWith } from './helpers.mjs'
 
 const VECTORS =
-  process.env.S3DB_VECTORS || fileURLToPath(new URL('../../../shared/vectors', import.meta.url))
+  process.env.S3DB_VECTORS || fileURLToPath(new URL('../../tests/vectors', import.meta.url))
 const temps = []
 after(() => {
   for (const d of temps) rmSync(d, { recursive: true, force: true })

@@ -1,4 +1,4 @@
-// s3db.js 21.6.2 vectors through the binding (shared/vectors, or $S3DB_VECTORS).
+// s3db.js 21.6.2 vectors through the binding (tests/vectors, or $S3DB_VECTORS).
 //
 // Read: a file:// store laid out as s3db.js's FileSystemClient lays it out (the body at
 // `<dir>/<key>`, the sidecar `<dir>/<key>.meta.json`) holds a scenario's `s3db.json` and every
@@ -7,14 +7,14 @@
 // catalog must store exactly the metadata (and body) s3db.js stored.
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Database } from 's3db-rs'
 
 const VECTORS =
-  process.env.S3DB_VECTORS || fileURLToPath(new URL('../../../shared/vectors', import.meta.url))
+  process.env.S3DB_VECTORS || fileURLToPath(new URL('../../tests/vectors', import.meta.url))
 const SCENARIOS = ['arrays', 'nested', 'ip', 'unicode']
 const WRITES = ['insert', 'update', 'replace', 'patch']
 
@@ -160,9 +160,7 @@ function isStringField(catalog, resource, name) {
   return base === 'string'
 }
 
-const available = existsSync(VECTORS)
-
-describe('s3db.js vectors through the binding', { skip: !available && `no vectors at ${VECTORS}` }, () => {
+describe('s3db.js vectors through the binding', () => {
   for (const scenario of SCENARIOS) {
     it(`${scenario}: every stored record reads back as s3db.js returned it`, async () => {
       const v = load(`${scenario}.json`)

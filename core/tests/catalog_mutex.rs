@@ -1,4 +1,4 @@
-//! On remote backends catalog writes hold s3db.js's catalog mutex (format.md §12.3, vector
+//! On remote backends catalog writes hold s3db.js's catalog mutex (docs/format.md §12.3, vector
 //! `metadata-lock`), so an s3db.js writer cannot overwrite them; the write itself stays a
 //! compare-and-swap.
 
@@ -106,9 +106,8 @@ fn ops(log: &[(String, String, String)]) -> Vec<(&str, &str, &str)> {
 }
 
 fn vector(name: &str) -> Value {
-    let dir = std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
-    });
+    let dir = std::env::var("S3DB_VECTORS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").to_string());
     serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}")).unwrap()).unwrap()
 }
 

@@ -1,4 +1,4 @@
-//! Replays the s3db.js 21.6.2 vectors (../shared/vectors): every recorded record write is
+//! Replays the s3db.js 21.6.2 vectors (tests/vectors): every recorded record write is
 //! reproduced byte for byte, and every stored record reads back as s3db.js returned it,
 //! except the deliberate differences listed in docs/compat.md.
 
@@ -10,9 +10,8 @@ use s3db::{ConnectOptions, Database};
 use serde_json::{Map, Value};
 
 fn vectors_dir() -> String {
-    std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
-    })
+    std::env::var("S3DB_VECTORS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").to_string())
 }
 
 fn load(name: &str) -> Value {

@@ -149,7 +149,7 @@ async fn behaviors_at_the_byte_boundary() {
     let attrs = json!({"a": "string", "b": "string|optional"});
     // Effective limit at v1: 2047 - 4 (`_v`) = 2043. user-managed and enforce-limits count
     // keys and values (`a` + value + `_v` + `v1`); body-overflow counts values only; truncate-data
-    // also reserves 14 bytes for its flag (format.md §8–§9).
+    // also reserves 14 bytes for its flag (docs/format.md §8–§9).
     for (behavior, longest) in [
         ("user-managed", 2038),
         ("enforce-limits", 2038),

@@ -269,9 +269,8 @@ async fn the_catalog_summarises_hooks_like_s3db_js() {
     .await;
     let raw = db.store().get("s3db.json").await.unwrap();
     let ours: Value = serde_json::from_slice(&raw.body).unwrap();
-    let dir = std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
-    });
+    let dir = std::env::var("S3DB_VECTORS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").to_string());
     let theirs: Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{dir}/hooks-summary.s3db.json")).unwrap(),
     )

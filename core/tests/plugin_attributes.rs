@@ -1,4 +1,4 @@
-//! Plugin-owned attributes (s3db.js `addPluginAttribute`, format.md §6.3): keys, catalog
+//! Plugin-owned attributes (s3db.js `addPluginAttribute`, docs/format.md §6.3): keys, catalog
 //! versions and registry, every behavior, reconnects, removal and errors.
 
 mod common;
@@ -11,9 +11,8 @@ use s3db::{catalog, Database, ErrorKind, ResourceConfig};
 use serde_json::{json, Value};
 
 fn vector(name: &str) -> Value {
-    let dir = std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
-    });
+    let dir = std::env::var("S3DB_VECTORS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").to_string());
     let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
@@ -196,13 +195,9 @@ async fn plugin_fields_round_trip_on_every_backend() {
                     "{url} {name} {id}: {meta:?} {in_body}"
                 );
                 assert!(!meta.contains_key("auditedby") && !meta.contains_key("score"));
-                // moto's server drops `_`-prefixed metadata (`_v`, `_pluginmap`), real S3 keeps it.
-                let keeps_underscored = !url.starts_with("http");
                 let has_map = meta.contains_key("_pluginmap");
                 let wants_map = behavior != "user-managed" || body.is_some();
-                if keeps_underscored {
-                    assert_eq!(has_map, wants_map, "{url} {name} {id}: {meta:?}");
-                }
+                assert_eq!(has_map, wants_map, "{url} {name} {id}: {meta:?}");
                 if let Some(map) = meta.get("_pluginmap") {
                     let map: Value = serde_json::from_str(map).unwrap();
                     assert_eq!(map["auditedBy"], "pkdv");

@@ -1,12 +1,11 @@
-//! Checks against what s3db.js 21.6.2 stored (../shared/vectors).
+//! Checks against what s3db.js 21.6.2 stored (tests/vectors).
 
 use s3db::schema::codec::{decode_value, encode_value};
 use serde_json::Value;
 
 fn vector(name: &str) -> Value {
-    let dir = std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
-    });
+    let dir = std::env::var("S3DB_VECTORS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").to_string());
     let text = std::fs::read_to_string(format!("{dir}/{name}"))
         .unwrap_or_else(|e| panic!("{dir}/{name}: {e}"));
     serde_json::from_str(&text).unwrap()

@@ -1,6 +1,6 @@
 """s3db.js 21.6.2 storage vectors through the Python binding.
 
-The vectors (``$S3DB_VECTORS``, else ``<repo>/../shared/vectors``; see their README) record
+The vectors (``$S3DB_VECTORS``, else ``<repo>/tests/vectors``; see their README) record
 what s3db.js stored and returned. Two directions, on a ``file://`` store laid out as s3db.js's
 FileSystemClient lays it out (the body at ``<dir>/<key>``, a ``<dir>/<key>.meta.json`` sidecar):
 
@@ -26,7 +26,7 @@ from conftest import open_db
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-VECTORS = os.environ.get("S3DB_VECTORS") or os.path.join(REPO, "..", "shared", "vectors")
+VECTORS = os.environ.get("S3DB_VECTORS") or os.path.join(REPO, "tests", "vectors")
 
 SCENARIOS = ["basic", "nested", "arrays", "types-extra"]
 
@@ -36,10 +36,6 @@ SKIPPED = {
     ("types-extra", "resource=ty-buf/data/id=x"): "buffer fields are stored per byte by 21.6.2",
     ("types-extra", "resource=ty-bits/data/id=x"): "bits fields are stored per byte by 21.6.2",
 }
-
-if not os.path.isdir(VECTORS):  # pragma: no cover - depends on the checkout
-    pytest.skip(f"no vectors at {VECTORS} (set S3DB_VECTORS)", allow_module_level=True)
-
 
 def load(name: str) -> Any:
     with open(os.path.join(VECTORS, name), encoding="utf-8") as f:

@@ -9,7 +9,7 @@
 #   PROCS_PER_LANGUAGE (2)    processes per language (3 languages)
 #   LOCKS_PER_PROCESS (90)    acquisitions per process (2 × 3 × 90 = 540)
 #   IDS_PER_PROCESS (180)     sequence ids per process (2 × 3 × 180 = 1,080)
-#   S3DB_TEST_S3_URL          the S3 server; started here (moto) when unset
+#   S3DB_TEST_S3_URL          the S3 server; started here (versitygw, tests/s3-server.sh) when unset
 #   S3DB_NODE_LIB             path of the Node binding's lib.mjs (default: this checkout's)
 #   PYTHON (python3)          an interpreter where `import s3db` works
 set -euo pipefail
@@ -42,7 +42,7 @@ for line in sys.stdin:
 if [ -z "${S3DB_TEST_S3_URL:-}" ]; then
   # shellcheck disable=SC1091
   source "$root/tests/s3-server.sh"
-  S3DB_WORK="$WORK" s3_server_start
+  s3_server_start
   trap s3_server_stop EXIT
 fi
 

@@ -1,6 +1,6 @@
 //! The benchmark workload on the Rust engine (the reference for the binding overhead).
 //!
-//! Usage: s3db-bench --url URL --backend memory|file|moto [--n N --c C ...] --out FILE
+//! Usage: s3db-bench --url URL --backend memory|file|versitygw [--n N --c C ...] --out FILE
 //!        s3db-bench seq-worker --url URL --name NAME --m M --start-at EPOCH_MS --backend B
 //! The workload (bench/workload.json) and the operations are those of bench/node/common.mjs.
 

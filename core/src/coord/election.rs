@@ -1317,7 +1317,7 @@ mod tests {
 
     fn vector_bodies() -> Vec<(String, String)> {
         let dir = std::env::var("S3DB_VECTORS").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors").to_string()
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").to_string()
         });
         let text = std::fs::read_to_string(format!("{dir}/coordinator.json"))
             .unwrap_or_else(|e| panic!("{dir}/coordinator.json: {e}"));

@@ -25,6 +25,14 @@ pub fn backends() -> Vec<String> {
     urls
 }
 
+/// The secret key in `S3DB_TEST_S3_URL` (`http://KEY:SECRET@host:port/bucket`), which the
+/// server checks: tests assert it never shows.
+pub fn s3_secret(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let userinfo = rest.split_once('@').expect("credentials in the S3 url").0;
+    userinfo.split_once(':').expect("KEY:SECRET").1.to_string()
+}
+
 pub fn tempdir() -> String {
     let dir = tempfile::Builder::new()
         .prefix("s3db-test-")
