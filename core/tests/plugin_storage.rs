@@ -556,15 +556,25 @@ async fn ttl_expiry_deletes_once_and_never_a_fresh_write() {
             "{url}"
         );
 
+        // On S3 the document's body is empty, so its etag (the MD5 of nothing) is every
+        // version's etag: `If-Match` cannot single this version out, and it is left in place
+        // for the next write instead of risking a fresh version written meanwhile.
+        let s3 = url.starts_with("http");
         now.store(T0 + 60_001, Ordering::SeqCst);
         db.reset_stats();
         assert_eq!(ps.get(&key).await.unwrap(), None, "{url}");
         let s = db.stats();
-        assert_eq!((s.get, s.delete, s.total()), (1, 1, 2), "{url}");
-        assert!(matches!(
-            db.store().head(&key).await,
-            Err(StoreError::NotFound)
-        ));
+        let deletes = if s3 { 0 } else { 1 };
+        assert_eq!(
+            (s.get, s.delete, s.total()),
+            (1, deletes, 1 + deletes),
+            "{url}"
+        );
+        assert_eq!(
+            matches!(db.store().head(&key).await, Err(StoreError::NotFound)),
+            !s3,
+            "{url}"
+        );
         db.reset_stats();
         assert_eq!(ps.get(&key).await.unwrap(), None);
         assert_eq!(
@@ -597,8 +607,8 @@ async fn ttl_expiry_deletes_once_and_never_a_fresh_write() {
         );
         assert_eq!(
             db.stats().delete,
-            1,
-            "{url}: exactly one conditional DELETE"
+            deletes,
+            "{url}: one conditional DELETE where the etag names the version"
         );
         assert_eq!(
             ps.get(&key).await.unwrap(),

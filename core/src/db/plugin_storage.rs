@@ -28,12 +28,14 @@ use crate::format::ids::{generate_id, validate_name, DEFAULT_ID_SIZE};
 use crate::format::schema::codec::{decode_value, encode_header_value, sanitize_key};
 use crate::format::schema::js_key_order;
 use crate::format::schema::num::js_number;
-use crate::storage::{Metadata, PutRequest, StoreError, WriteCondition};
+use crate::storage::{etags_equal, Metadata, PutRequest, StoreError, WriteCondition};
 
 /// s3db.js's metadata limit for plugin documents (2047) minus its 3-byte overhead.
 pub const PLUGIN_METADATA_LIMIT: usize = 2044;
 const ABSOLUTE_METADATA_LIMIT: usize = 2047;
 const DEFAULT_CONTENT_TYPE: &str = "application/json";
+/// S3's etag of an empty body.
+const EMPTY_BODY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
 const MAX_ATTEMPTS: usize = 1000;
 
 /// Where [`PluginStorage::set`] puts the fields.
@@ -263,6 +265,12 @@ impl PluginStorage {
         let mut data = decode_document(key, &obj.head.metadata, &obj.body)?;
         if let Some(expires) = expires_at(&data) {
             if self.clock.now_ms() as f64 > expires {
+                // On S3 every empty-bodied version has the same etag (the MD5 of nothing), so
+                // `If-Match` cannot tell this expired version from a fresh one written since:
+                // such a document is left for the next write to replace.
+                if etags_equal(&obj.head.etag, EMPTY_BODY_MD5) {
+                    return Ok(None);
+                }
                 match self.db.store.delete(key, Some(&obj.head.etag)).await {
                     // Rewritten or deleted meanwhile: leave the newer version alone.
                     Ok(())

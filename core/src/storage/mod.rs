@@ -666,7 +666,7 @@ pub(crate) fn check_condition(cond: &WriteCondition, current: Option<&str>) -> S
     }
 }
 
-pub(crate) fn etags_equal(a: &str, b: &str) -> bool {
+pub fn etags_equal(a: &str, b: &str) -> bool {
     a.trim_matches('"') == b.trim_matches('"')
 }
 
