@@ -17,14 +17,14 @@ versitygw_bin >/dev/null
 
 step "Format and lints"
 cargo fmt --all --check
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "C header is up to date"
 bindings-c/gen-header.sh "$S3DB_WORK/s3db.h"
 diff -u include/s3db.h "$S3DB_WORK/s3db.h" || { echo "include/s3db.h is stale: run bindings-c/gen-header.sh"; exit 1; }
 
 step "Generated bindings are up to date"
-cargo run -q -p s3db-gen -- --check
+cargo run --locked -q -p s3db-gen -- --check
 
 build_c
 build_python
@@ -34,8 +34,8 @@ echo "bindings built after $(elapsed)"
 step "S3 test server"
 s3_server_start
 
-step "Rust"
-cargo test -p s3db -p s3db-c
+step "Rust (engine, C ABI, operation table generator, CLI, fault proxy)"
+cargo test --locked -p s3db -p s3db-c -p s3db-gen -p s3db-cli -p s3db-faultproxy
 
 step "C"
 tests/c/run.sh

@@ -33,16 +33,16 @@ python_env() {
 
 build_c() {
   step "C library (libs3db.so / libs3db.a)"
-  timed cargo build -p s3db-c
-  timed cargo build -p s3db-c --release
+  timed cargo build --locked -p s3db-c
+  timed cargo build --locked -p s3db-c --release
 }
 
 build_python() {
   step "Python module (pip install ./bindings-python)"
-  timed python -m pip install -q "$ROOT/bindings-python"
+  MATURIN_PEP517_ARGS="--locked" timed python -m pip install -q "$ROOT/bindings-python"
 }
 
 build_node() {
-  step "Node addon (npm install in bindings-node)"
-  (cd "$ROOT/bindings-node" && timed npm install --no-audit --no-fund --loglevel=error)
+  step "Node addon (npm ci in bindings-node)"
+  (cd "$ROOT/bindings-node" && timed npm ci --no-audit --no-fund --loglevel=error)
 }
