@@ -22,6 +22,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use s3db::{Database, Resource, ResourceConfig};
@@ -68,39 +69,66 @@ fn pick<'a>(xs: &[&'a str]) -> &'a str {
     xs[rand::random_range(0..xs.len())]
 }
 
-struct Log(std::fs::File);
+/// One `write` per line on an append-only file: lines of concurrent writers do not mix.
+#[derive(Clone)]
+struct Log(Arc<std::fs::File>);
 
 impl Log {
-    fn line(&mut self, s: String) {
-        self.0.write_all(format!("{s}\n").as_bytes()).unwrap();
+    fn line(&self, s: String) {
+        (&*self.0).write_all(format!("{s}\n").as_bytes()).unwrap();
     }
 }
 
-/// Child: writes until killed. Operation numbers grow across rounds.
+/// Child: `S3DB_KILL_TASKS` writers (default 2) on one connection, over the same records,
+/// writing until killed. Operation numbers grow across rounds and do not overlap between
+/// writers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return;
     };
     let round: u64 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
+    let tasks: u64 = std::env::var("S3DB_KILL_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let db = Database::connect(&format!("file://{dir}/db"))
         .await
         .unwrap();
     let orders = db.resource("orders").await.unwrap();
-    let mut ids = orders.list_ids().await.unwrap();
+    let ids = Arc::new(Mutex::new(orders.list_ids().await.unwrap()));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(format!("{dir}/log-{round}.txt"))
         .unwrap();
-    let mut log = Log(file);
+    let log = Log(Arc::new(file));
     log.line("ready".into());
-    let mut n = round * 1_000_000;
+    let writers: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (orders, ids, log) = (orders.clone(), ids.clone(), log.clone());
+            tokio::spawn(
+                async move { writer(orders, ids, log, round * 1_000_000 + t * 100_000).await },
+            )
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+}
+
+fn any_id(ids: &Mutex<Vec<String>>) -> Option<String> {
+    let ids = ids.lock().unwrap();
+    (!ids.is_empty()).then(|| ids[rand::random_range(0..ids.len())].clone())
+}
+
+async fn writer(orders: Resource, ids: Arc<Mutex<Vec<String>>>, log: Log, mut n: u64) {
     loop {
         n += 1;
         let (status, region) = (pick(STATUSES), pick(REGIONS));
         let op = rand::random_range(0..10);
-        if op < 2 || ids.is_empty() {
+        let target = any_id(&ids);
+        if op < 2 || target.is_none() {
             // Insert with an id of ours.
             let id = format!("g{n}");
             log.line(format!("B {n} {id} {status} {region}"));
@@ -110,7 +138,7 @@ async fn kill_child() {
             match r {
                 Ok(_) => {
                     log.line(format!("A {n} {id}"));
-                    ids.push(id);
+                    ids.lock().unwrap().push(id);
                 }
                 Err(e) => log.line(format!("E {n} {id} {e}")),
             }
@@ -124,7 +152,7 @@ async fn kill_child() {
                 Ok(r) => {
                     let id = r["id"].as_str().unwrap().to_string();
                     log.line(format!("A {n} {id}"));
-                    ids.push(id);
+                    ids.lock().unwrap().push(id);
                 }
                 Err(e) => log.line(format!("E {n} ? {e}")),
             }
@@ -146,14 +174,14 @@ async fn kill_child() {
                 match item.error {
                     None => {
                         log.line(format!("A {m} {id}"));
-                        ids.push(id);
+                        ids.lock().unwrap().push(id);
                     }
                     Some(e) => log.line(format!("E {m} {id} {}", e.message)),
                 }
             }
         } else {
-            // Move a record between partitions.
-            let id = ids[rand::random_range(0..ids.len())].clone();
+            // Move a record between partitions (often one another writer moves too).
+            let id = target.unwrap();
             log.line(format!("B {n} {id} {status} {region}"));
             match orders
                 .update(&id, json!({"status": status, "region": region, "n": n}))
@@ -172,6 +200,9 @@ struct Op {
     status: String,
     region: String,
     outcome: Outcome,
+    /// Real-time order: (round, line of its log), for the start and the return.
+    begun: (u64, usize),
+    ended: Option<(u64, usize)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -187,11 +218,15 @@ fn read_logs(dir: &str) -> BTreeMap<u64, Op> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if !name.starts_with("log-") {
+        let Some(round) = name
+            .strip_prefix("log-")
+            .and_then(|r| r.strip_suffix(".txt"))
+            .and_then(|r| r.parse::<u64>().ok())
+        else {
             continue;
-        }
+        };
         let text = std::fs::read_to_string(&path).unwrap();
-        for line in text.lines() {
+        for (at, line) in text.lines().enumerate() {
             let parts: Vec<&str> = line.split(' ').collect();
             match parts[0] {
                 "B" => {
@@ -203,11 +238,14 @@ fn read_logs(dir: &str) -> BTreeMap<u64, Op> {
                             status: parts[3].into(),
                             region: parts[4].into(),
                             outcome: Outcome::InFlight,
+                            begun: (round, at),
+                            ended: None,
                         },
                     );
                 }
                 "A" | "E" => {
                     let op = ops.get_mut(&parts[1].parse::<u64>().unwrap()).unwrap();
+                    op.ended = Some((round, at));
                     op.outcome = if parts[0] == "A" {
                         Outcome::Acked
                     } else {
@@ -278,16 +316,47 @@ async fn disagreeing_listings(orders: &Resource, records: &BTreeMap<String, Valu
 async fn audit(db: &Database, orders: &Resource, dir: &str, round: usize) -> Audit {
     let ops = read_logs(dir);
     let mut a = Audit::default();
-    let records: BTreeMap<String, Value> = orders
+    let mut records: BTreeMap<String, Value> = orders
         .list()
         .await
         .unwrap()
         .into_iter()
         .map(|r| (r["id"].as_str().unwrap().to_string(), r))
         .collect();
+    // A record without fields: FileStore found the object file without its `.meta.json`
+    // sidecar (a kill between the two renames of an insert), and reads it as an object
+    // with no metadata. Counted apart when it is an unacknowledged insert, and removed so
+    // that the audit can go on; anything else fails.
+    let broken: Vec<String> = records
+        .iter()
+        .filter(|(_, r)| r.get("n").is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in broken {
+        let key = format!("resource=orders/data/id={id}");
+        let obj = db.store().get(&key).await.unwrap();
+        let acked = ops
+            .values()
+            .any(|o| o.outcome == Outcome::Acked && o.id.as_deref() == Some(id.as_str()));
+        let sidecar = std::path::Path::new(&format!("{dir}/db/{key}.meta.json")).exists();
+        let described = format!(
+            "{id}: object without fields (metadata {:?}, body {} bytes, sidecar file present: {sidecar})",
+            obj.head.metadata,
+            obj.body.len()
+        );
+        if obj.head.metadata.is_empty() && !acked && !sidecar {
+            a.torn_by_file_store.push(described);
+            db.store().delete(&key, None).await.unwrap();
+        } else {
+            a.torn.push(described);
+        }
+        records.remove(&id);
+    }
     a.records = records.len();
 
-    // Acknowledged writes are there; failed ones are not.
+    // Acknowledged writes are there; failed ones are not. Writers overlap, so the value held
+    // must be one that some order consistent with real time leaves last: the op that wrote
+    // it did not fail, and no acknowledged op of that record began after it returned.
     let mut by_id: BTreeMap<&str, Vec<(u64, &Op)>> = BTreeMap::new();
     for (n, op) in &ops {
         if let Some(id) = &op.id {
@@ -295,14 +364,14 @@ async fn audit(db: &Database, orders: &Resource, dir: &str, round: usize) -> Aud
         }
     }
     for (id, hist) in &by_id {
-        let last_acked = hist
+        let acked: Vec<&Op> = hist
             .iter()
             .filter(|(_, o)| o.outcome == Outcome::Acked)
-            .map(|(n, _)| *n)
-            .max();
+            .map(|(_, o)| *o)
+            .collect();
         let Some(record) = records.get(*id) else {
             assert!(
-                last_acked.is_none(),
+                acked.is_empty(),
                 "round {round}: acknowledged record {id} is missing"
             );
             continue;
@@ -318,10 +387,11 @@ async fn audit(db: &Database, orders: &Resource, dir: &str, round: usize) -> Aud
             Outcome::Failed,
             "round {round}: {id}: a write that returned an error took effect"
         );
-        if let Some(acked) = last_acked {
+        if let (Outcome::Acked, Some(returned)) = (op.outcome, op.ended) {
+            let lost: Vec<&&Op> = acked.iter().filter(|x| x.begun > returned).collect();
             assert!(
-                n == acked || (n > acked && op.outcome == Outcome::InFlight),
-                "round {round}: {id} holds n={n}, the last acknowledged write is {acked}"
+                lost.is_empty(),
+                "round {round}: {id} holds n={n}, but acknowledged writes began after it returned: {lost:?}"
             );
         }
         assert_eq!(
