@@ -492,8 +492,20 @@ impl Resource {
                 }
             };
             let want = self.reference_set(&cur.stored.record, id);
-            let stray: BTreeSet<String> = put.difference(&want).cloned().collect();
-            let lost: BTreeSet<String> = deleted.intersection(&want).cloned().collect();
+            // Candidates; this writer's requests have all returned, so what the store holds
+            // now says whether one of them was the last to land. (A later writer's requests
+            // land after its compare-and-swap, which follows the read above: its keys are its
+            // own to settle.)
+            let stray = self
+                .existing(put.difference(&want).cloned().collect(), true)
+                .await;
+            let lost = self
+                .existing(deleted.intersection(&want).cloned().collect(), false)
+                .await;
+            let (Ok(stray), Ok(lost)) = (stray, lost) else {
+                tracing::warn!("{key}: references not re-checked; left to repair()");
+                return;
+            };
             if stray.is_empty() && lost.is_empty() {
                 return;
             }
@@ -520,6 +532,22 @@ impl Resource {
             }
         }
         tracing::warn!("{key}: references still contended; left to the next writer or repair()");
+    }
+
+    /// The keys of `keys` that exist (`present`) or do not, one HEAD each.
+    async fn existing(&self, keys: Vec<String>, present: bool) -> Result<BTreeSet<String>> {
+        stream::iter(keys)
+            .map(|k| async move {
+                match self.db.ctx.store.head(&k).await {
+                    Ok(_) => Ok((present).then_some(k)),
+                    Err(StoreError::NotFound) => Ok((!present).then_some(k)),
+                    Err(e) => Err(e.at(&k)),
+                }
+            })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .try_filter_map(|k| async move { Ok(k) })
+            .try_collect()
+            .await
     }
 
     pub(super) async fn put_references(&self, keys: &[String]) -> Result<()> {
