@@ -127,8 +127,8 @@ async fn writer(orders: Resource, ids: Arc<Mutex<Vec<String>>>, log: Log, mut n:
         n += 1;
         let (status, region) = (pick(STATUSES), pick(REGIONS));
         let op = rand::random_range(0..10);
-        let target = any_id(&ids);
-        if op < 2 || target.is_none() {
+        let target = any_id(&ids).filter(|_| op >= 5);
+        if op < 2 || (op >= 5 && target.is_none()) {
             // Insert with an id of ours.
             let id = format!("g{n}");
             log.line(format!("B {n} {id} {status} {region}"));
@@ -179,9 +179,8 @@ async fn writer(orders: Resource, ids: Arc<Mutex<Vec<String>>>, log: Log, mut n:
                     Some(e) => log.line(format!("E {m} {id} {}", e.message)),
                 }
             }
-        } else {
+        } else if let Some(id) = target {
             // Move a record between partitions (often one another writer moves too).
-            let id = target.unwrap();
             log.line(format!("B {n} {id} {status} {region}"));
             match orders
                 .update(&id, json!({"status": status, "region": region, "n": n}))
