@@ -341,6 +341,13 @@ async fn partitions_exact_prefixes_and_moves() {
         );
         let (p, v) = by("byStatus", json!({"status": "act"}));
         assert_eq!(orders.count_in(Some((p, &v))).await.unwrap(), 0);
+        // A store that drops `_`-prefixed metadata (moto) loses the marker: every write
+        // then treats the references as unknown and re-PUTs them all.
+        let unknown = if common::keeps_underscored_metadata(&db).await {
+            0
+        } else {
+            1
+        };
         // Once its references are known to be in place: the record (registering the 2 keys
         // that become stale) + the 2 new references + the marker clear, 1 DeleteObjects.
         for status in ["act", "active"] {
@@ -352,7 +359,7 @@ async fn partitions_exact_prefixes_and_moves() {
             let d = delta(s, db.stats());
             assert_eq!(
                 (d.get, d.put, d.delete, d.list),
-                (1, 4, 1, 0),
+                (1, 4 + unknown, 1, 0),
                 "{url}: update with moves: {d:?}"
             );
         }
@@ -362,7 +369,7 @@ async fn partitions_exact_prefixes_and_moves() {
         let d = delta(s, db.stats());
         assert_eq!(
             (d.get, d.put, d.delete, d.list),
-            (1, 1, 0, 0),
+            (1, 1 + 3 * unknown, 0, 0),
             "{url}: update without moves: {d:?}"
         );
         // The first write after an insert re-PUTs the references before the record.
