@@ -272,7 +272,7 @@ struct Audit {
     /// Listing results that disagree with the partition asked (a reader that does not
     /// verify shows these until the next write of the record).
     disagreeing_after_kill: usize,
-    not_pending: usize,
+    no_marker: usize,
     orphans: usize,
 }
 
@@ -489,7 +489,7 @@ async fn audit(db: &Database, orders: &Resource, dir: &str, round: usize) -> Aud
                     stale.is_empty(),
                     "round {round}: {id} (no marker) has stale references {stale:?}"
                 );
-                a.not_pending += 1;
+                a.no_marker += 1;
             }
         }
     }
