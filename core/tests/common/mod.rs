@@ -25,20 +25,6 @@ pub fn backends() -> Vec<String> {
     urls
 }
 
-pub fn tempdir() -> String {
-    let dir = tempfile::Builder::new()
-        .prefix("s3db-test-")
-        .tempdir()
-        .unwrap();
-    dir.keep().to_string_lossy().into_owned()
-}
-
-pub async fn connect(url: &str) -> Database {
-    Database::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
-}
-
 /// Whether the store keeps `_`-prefixed user metadata (real S3 does; moto's server drops
 /// keys containing `_`), probed with a throwaway object.
 pub async fn keeps_underscored_metadata(db: &Database) -> bool {
@@ -59,4 +45,18 @@ pub async fn keeps_underscored_metadata(db: &Database) -> bool {
         .contains_key("_probe");
     store.delete(&key, None).await.unwrap();
     kept
+}
+
+pub fn tempdir() -> String {
+    let dir = tempfile::Builder::new()
+        .prefix("s3db-test-")
+        .tempdir()
+        .unwrap();
+    dir.keep().to_string_lossy().into_owned()
+}
+
+pub async fn connect(url: &str) -> Database {
+    Database::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
 }
