@@ -277,6 +277,15 @@ struct Audit {
     unlisted_after_kill: usize,
     no_marker: usize,
     orphans: usize,
+    /// References a write in flight PUT before its compare-and-swap, left after one write of
+    /// each record (for repair).
+    intended_left: usize,
+    /// Per record: keys the operations in flight at the kill meant to write.
+    intended: BTreeMap<String, BTreeSet<String>>,
+    /// Records another writer started on while an operation on them was in flight.
+    contested: BTreeSet<String>,
+    /// Disagreements found on contested records (left to repair).
+    residual: Vec<String>,
 }
 
 async fn raw_refs(db: &Database) -> BTreeMap<String, BTreeSet<String>> {
@@ -471,7 +480,28 @@ async fn audit(db: &Database, orders: &Resource, dir: &str, round: usize) -> Aud
         }
     }
 
-    // References as the kill left them.
+    // References as the kill left them. An operation in flight at this kill may have PUT the
+    // references of its new values before its compare-and-swap: unregistered, dropped by
+    // verifying readers, removed by repair. A record that another writer started on while
+    // such an operation was in flight is contested: a kill in a race is the one case left to
+    // repair (docs/reliability.md), reported apart.
+    for (id, hist) in &by_id {
+        for (_, x) in hist
+            .iter()
+            .filter(|(_, o)| o.outcome == Outcome::InFlight && o.begun.0 == round as u64)
+        {
+            a.intended.entry(id.to_string()).or_default().extend([
+                format!("{BASE}byStatus/status={}/id={id}", x.status),
+                format!(
+                    "{BASE}byRegionStatus/region={}/status={}/id={id}",
+                    x.region, x.status
+                ),
+            ]);
+            if hist.iter().any(|(_, y)| y.begun > x.begun) {
+                a.contested.insert(id.to_string());
+            }
+        }
+    }
     let refs = raw_refs(db).await;
     let acked_ids: BTreeSet<&str> = ops
         .values()
@@ -487,40 +517,48 @@ async fn audit(db: &Database, orders: &Resource, dir: &str, round: usize) -> Aud
             a.orphans += have.len();
         }
     }
+    let no_keys = BTreeSet::new();
     for (id, r) in &records {
         let want = wanted(r);
-        let empty = BTreeSet::new();
-        let have = refs.get(id).unwrap_or(&empty);
+        let have = refs.get(id).unwrap_or(&no_keys);
+        let intended = a.intended.get(id).unwrap_or(&no_keys);
+        let contested = a.contested.contains(id);
         let stale: BTreeSet<&String> = have.difference(&want).collect();
         let missing = want.difference(have).count();
         a.stale_after_kill += stale.len();
         a.missing_after_kill += missing;
-        match marker(db, id).await {
+        let registered: BTreeSet<String> = match marker(db, id).await {
             Some(m) if m.is_empty() => {
+                let ok = stale.iter().all(|k| intended.contains(*k)) && missing == 0;
+                if !ok && contested {
+                    a.residual
+                        .push(format!("{id}: clean, stale {stale:?}, {missing} missing"));
+                    continue;
+                }
                 assert!(
-                    stale.is_empty() && missing == 0,
+                    ok,
                     "round {round}: {id} is marked clean, but has stale {stale:?} / {missing} missing"
                 );
+                continue;
             }
-            Some(registered) => {
-                let registered: BTreeSet<String> = registered
-                    .iter()
-                    .map(|s| format!("{BASE}{s}/id={id}"))
-                    .collect();
-                let unknown: Vec<_> = stale.iter().filter(|k| !registered.contains(**k)).collect();
-                assert!(
-                    unknown.is_empty(),
-                    "round {round}: {id}: stale references not registered: {unknown:?}"
-                );
-            }
+            Some(keys) => keys.iter().map(|s| format!("{BASE}{s}/id={id}")).collect(),
             None => {
-                assert!(
-                    stale.is_empty(),
-                    "round {round}: {id} (no marker) has stale references {stale:?}"
-                );
                 a.no_marker += 1;
+                BTreeSet::new()
             }
+        };
+        let unknown: Vec<&&String> = stale
+            .iter()
+            .filter(|k| !registered.contains(**k) && !intended.contains(**k))
+            .collect();
+        if !unknown.is_empty() && contested {
+            a.residual.push(format!("{id}: unregistered {unknown:?}"));
+            continue;
         }
+        assert!(
+            unknown.is_empty(),
+            "round {round}: {id}: stale references neither registered nor intended by the write in flight: {unknown:?}"
+        );
     }
     (a.wrong_listed_after_kill, a.unlisted_after_kill) =
         disagreeing_listings(orders, &records).await;
@@ -594,7 +632,8 @@ async fn killed_writers_leave_references_that_converge() {
             .extend(a.torn_by_file_store.iter().cloned());
         totals.records = a.records;
 
-        // One write of each record repairs its references.
+        // One write of each record repairs its references, except the ones a write in flight
+        // meant to PUT (no writer knows of them) and, on contested records, the residual case.
         let records = orders.list().await.unwrap();
         for r in &records {
             let id = r["id"].as_str().unwrap();
@@ -605,41 +644,69 @@ async fn killed_writers_leave_references_that_converge() {
             .into_iter()
             .map(|r| (r["id"].as_str().unwrap().to_string(), r))
             .collect();
+        let (mut left_stale, mut left_missing) = (0, 0);
         for (id, r) in &by_id {
-            assert_eq!(
-                refs.get(id).cloned().unwrap_or_default(),
-                wanted(r),
-                "round {round}: {id} after one write"
+            let want = wanted(r);
+            let have = refs.get(id).cloned().unwrap_or_default();
+            let contested = a.contested.contains(id);
+            let intended = a.intended.get(id).cloned().unwrap_or_default();
+            for k in have.difference(&want) {
+                assert!(
+                    intended.contains(k) || contested,
+                    "round {round}: {id} after one write: stale {k}"
+                );
+                left_stale += 1;
+            }
+            let missing = want.difference(&have).count();
+            assert!(
+                missing == 0 || contested,
+                "round {round}: {id} after one write: {missing} missing"
             );
+            left_missing += missing;
+        }
+        let (wrong, unlisted) = disagreeing_listings(&orders, &by_id).await;
+        if verifies {
+            assert_eq!(wrong, 0, "round {round}: listings after one write");
         }
         assert_eq!(
-            disagreeing_listings(&orders, &by_id).await,
-            (0, 0),
+            unlisted, left_missing,
             "round {round}: listings after one write"
         );
-        // repair leaves nothing behind: only references of records that do not exist were
-        // left to it.
+        totals.intended_left += left_stale;
+        totals.residual.extend(a.residual.iter().cloned());
+        // repair leaves nothing behind.
         let report = orders.repair().await.unwrap();
-        assert_eq!(report.created(), 0, "round {round}: {report:?}");
+        assert_eq!(
+            report.created(),
+            left_missing as u64,
+            "round {round}: {report:?}"
+        );
         assert_eq!(
             report.deleted() as usize,
-            a.orphans,
+            a.orphans + left_stale,
             "round {round}: {report:?}"
         );
         repaired += report.deleted();
         let want: BTreeSet<String> = by_id.values().flat_map(wanted).collect();
         let have: BTreeSet<String> = raw_refs(&db).await.into_values().flatten().collect();
         assert_eq!(have, want, "round {round}: after repair");
+        assert_eq!(
+            disagreeing_listings(&orders, &by_id).await,
+            (0, 0),
+            "round {round}: listings after repair"
+        );
         assert!(orders.repair().await.unwrap().is_clean(), "round {round}");
     }
     eprintln!(
-        "{kills} kills, {} records; right after the kills: {} stale, {} missing references; listings (reader verifies: {verifies}): {} results under a wrong status, {} records missing from their own; {} orphan references (removed by repair: {repaired}); torn by the file store (new body, old sidecar): {:?}",
+        "{kills} kills, {} records; right after the kills: {} stale, {} missing references; listings (reader verifies: {verifies}): {} results under a wrong status, {} records missing from their own; {} references of absent records, {} references PUT by a write the kill stopped before its swap (removed by repair: {repaired}); killed during a race, left to repair: {:?}; torn by the file store (new body, old sidecar): {:?}",
         totals.records,
         totals.stale_after_kill,
         totals.missing_after_kill,
         totals.wrong_listed_after_kill,
         totals.unlisted_after_kill,
         totals.orphans,
+        totals.intended_left,
+        totals.residual,
         totals.torn_by_file_store
     );
 }

@@ -12,9 +12,10 @@
 //! * `_refs: ["byStatus/status=paid", …]`: pending: wanted references may be missing and
 //!   these may exist although the values no longer call for them.
 //!
-//! Every reference is written or deleted only by a writer whose compare-and-swap of the
-//! record registered it (or, before the swap, for keys the version it read already wants), so
-//! the next writer, which reads the record anyway, learns what may be stale or missing and
+//! A reference is PUT before the compare-and-swap of the version that wants it (readers
+//! verify records against the partition asked, so it is harmless until then) and deleted only
+//! after a compare-and-swap that registered it. The next writer, which reads the record
+//! anyway, learns what may be stale or missing and
 //! fixes it. See docs/reliability.md ("Partition references").
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,15 +94,6 @@ pub(super) enum Written {
 pub(super) struct Failed {
     pub(super) error: Error,
     pub(super) put: BTreeSet<String>,
-}
-
-impl Failed {
-    fn new(error: Error) -> Failed {
-        Failed {
-            error,
-            put: BTreeSet::new(),
-        }
-    }
 }
 
 /// What [`Resource::repair`] found and fixed.
@@ -311,18 +303,19 @@ impl Resource {
     /// Writes a new version of a record over `cur` (If-Match its etag) and brings its
     /// references to `want`, the keys of the new values:
     ///
-    /// 1. if `cur` is clean and nothing moves: the compare-and-swap alone (marker `[]`);
-    /// 2. if `cur` is unknown and nothing moves: re-PUT `want` (keys `cur` already wants), then
-    ///    the compare-and-swap with `[]`;
-    /// 3. otherwise: the compare-and-swap registers every key that may be stale (`cur`'s
-    ///    pending keys, its old keys and `extra_stale`, less `want`); then, concurrently, the
-    ///    new keys (all of `want` unless `cur` was clean) are PUT and the registered ones
-    ///    deleted; then a second compare-and-swap on the etag just written clears the marker.
-    ///    If that one finds the record changed, a later writer took over the marker: the
-    ///    result says so, for [`Resource::settle`].
+    /// 1. PUT the references the new version wants and that may be missing (its new keys, or
+    ///    all of them unless `cur` is clean), before the record: a reader that verifies
+    ///    records skips a reference whose record does not have its values yet, and a record
+    ///    is never absent from the listing of its values;
+    /// 2. the compare-and-swap, whose marker registers every key that may be stale (`cur`'s
+    ///    pending keys, its old keys and `extra_stale`, less `want`), or says clean when there
+    ///    are none (and step 1 succeeded);
+    /// 3. only if keys were registered: delete them, then clear the marker by a second
+    ///    compare-and-swap on the etag just written. If that one finds the record changed, a
+    ///    later writer came in between: the result says so, for [`Resource::settle`].
     ///
-    /// An error means the record was not written. After the compare-and-swap every failure
-    /// is logged and left registered in the record for the next writer.
+    /// An error means the record was not written (`Failed::put`: what step 1 wrote). After the
+    /// compare-and-swap every failure is logged and left registered for the next writer.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn converge_write(
         &self,
@@ -359,80 +352,63 @@ impl Resource {
             StoreError::NotFound => self.missing(StoreError::NotFound, id, key),
             e => e.at(key),
         };
-        // The marker written by the compare-and-swap, falling back to the record in the body
-        // when it does not fit beside the metadata, and to no marker at all.
-        let with_state = |state: &RefState| -> (Version, bool) {
-            if let Some(v) = self.marked(&version, state, id) {
-                return (v, true);
-            }
-            if let Some(v) = record
+
+        // 1. The references the new version wants, before it.
+        let put_keys: Vec<String> = puts.iter().cloned().collect();
+        let mut in_place = true;
+        if let Err(e) = self.put_references(&put_keys).await {
+            tracing::warn!(error = %e, "{key}: references not written; left to the next writer");
+            in_place = false;
+        }
+
+        // 2. The record, registering what may be stale. The marker falls back to the record
+        // in the body when it does not fit beside the metadata, and to no marker at all.
+        let state = if !stale.is_empty() {
+            RefState::Pending(stale.clone())
+        } else if in_place {
+            RefState::Clean
+        } else {
+            RefState::Unknown
+        };
+        let (v, registered) = match self.marked(&version, &state, id) {
+            Some(v) => (v, true),
+            None => match record
                 .and_then(|r| self.slim(r))
-                .and_then(|slim| self.marked(&slim, state, id))
+                .and_then(|slim| self.marked(&slim, &state, id))
             {
-                return (v, true);
-            }
-            let v = self
-                .marked(&version, &RefState::Unknown, id)
-                .unwrap_or_else(|| {
+                Some(v) => (v, true),
+                None => {
                     let mut v = version.clone();
                     v.metadata.remove(REFS_KEY);
-                    v
-                });
-            (v, false)
-        };
-
-        if stale.is_empty() && puts.is_subset(&old) {
-            // Nothing moves. Unknown references are re-PUT first: they are keys the version
-            // read already wants, so a crash here leaves nothing that version disowns.
-            let mut state = RefState::Clean;
-            let mut done = BTreeSet::new();
-            if !puts.is_empty() {
-                let keys: Vec<String> = puts.iter().cloned().collect();
-                match self.put_references(&keys).await {
-                    Ok(()) => done = puts.clone(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "{key}: references not rewritten; left to the next writer");
-                        state = RefState::Unknown;
-                        done = puts.clone();
-                    }
+                    (v, false)
                 }
-            }
-            let (v, _) = with_state(&state);
-            return match self.put_version(key, v, cas).await {
-                Ok(etag) => Ok(Written::Done { etag }),
-                Err(e) => Err(Failed {
-                    error: cas_failed(e),
-                    put: done,
-                }),
-            };
-        }
-
-        let pending = if stale.is_empty() {
-            RefState::Unknown
-        } else {
-            RefState::Pending(stale.clone())
+            },
         };
-        let (v, registered) = with_state(&pending);
-        if !registered {
+        if !registered && !stale.is_empty() {
             tracing::warn!(
-                "{key}: no room in the metadata for the reference marker; a crash before the references are moved leaves them to repair()"
+                "{key}: no room in the metadata for the reference marker; a kill before the stale references are deleted leaves them to repair()"
             );
         }
-        let etag = self
-            .put_version(key, v.clone(), cas)
-            .await
-            .map_err(|e| Failed::new(cas_failed(e)))?;
-        let put_keys: Vec<String> = puts.iter().cloned().collect();
-        let stale_keys: Vec<String> = stale.iter().cloned().collect();
-        let (put, deleted) = tokio::join!(
-            self.put_references(&put_keys),
-            self.delete_keys(&stale_keys)
-        );
-        if let Err(e) = put.and(deleted) {
-            tracing::warn!(error = %e, "{key}: references left registered for the next writer");
+        let etag = match self.put_version(key, v.clone(), cas).await {
+            Ok(etag) => etag,
+            Err(e) => {
+                return Err(Failed {
+                    error: cas_failed(e),
+                    put: puts,
+                })
+            }
+        };
+        if stale.is_empty() {
             return Ok(Written::Done { etag });
         }
-        if !registered {
+
+        // 3. Delete what was registered, then say so.
+        let stale_keys: Vec<String> = stale.iter().cloned().collect();
+        if let Err(e) = self.delete_keys(&stale_keys).await {
+            tracing::warn!(error = %e, "{key}: stale references left registered for the next writer");
+            return Ok(Written::Done { etag });
+        }
+        if !registered || !in_place {
             return Ok(Written::Done { etag });
         }
         let mut cleared = v;
