@@ -527,6 +527,14 @@ async fn audit(db: &Database, orders: &Resource, dir: &str, round: usize) -> Aud
         let missing = want.difference(have).count();
         a.stale_after_kill += stale.len();
         a.missing_after_kill += missing;
+        // Only a write in flight at this kill (an insert: its record and references go in one
+        // round trip) can have left a reference missing; a generated id in flight is not in
+        // the log yet.
+        let in_flight = a.intended.contains_key(id) || !by_id.contains_key(id.as_str());
+        assert!(
+            missing == 0 || in_flight || contested,
+            "round {round}: {id} misses {missing} references, with no write in flight"
+        );
         let registered: BTreeSet<String> = match marker(db, id).await {
             Some(m) if m.is_empty() => {
                 let ok = stale.iter().all(|k| intended.contains(*k)) && missing == 0;
