@@ -24,7 +24,7 @@ pub use db::plugin_storage::{
     PluginBehavior, PluginLock, PluginLockOptions, PluginSequenceOptions, PluginStorage,
     SetOptions, PLUGIN_METADATA_LIMIT,
 };
-pub use db::resource::{BatchError, BatchItem, Page, Resource};
+pub use db::resource::{BatchError, BatchItem, Page, PartitionRepair, RepairReport, Resource};
 pub use error::{Error, ErrorKind, Result};
 pub use format::catalog::ResourceConfig;
 pub use format::{behavior, catalog, crypto, ids, partition, schema};

@@ -33,6 +33,28 @@ pub fn s3_secret(url: &str) -> String {
     userinfo.split_once(':').expect("KEY:SECRET").1.to_string()
 }
 
+/// Whether the store keeps `_`-prefixed user metadata (real S3 does; moto's server drops
+/// keys containing `_`), probed with a throwaway object.
+pub async fn keeps_underscored_metadata(db: &Database) -> bool {
+    let store = db.store();
+    let key = format!("probe/{}", random_name("u-"));
+    let mut metadata = s3db::storage::Metadata::new();
+    metadata.insert("_probe".into(), "1".into());
+    let req = s3db::storage::PutRequest {
+        metadata,
+        ..Default::default()
+    };
+    store.put(&key, req).await.unwrap();
+    let kept = store
+        .head(&key)
+        .await
+        .unwrap()
+        .metadata
+        .contains_key("_probe");
+    store.delete(&key, None).await.unwrap();
+    kept
+}
+
 pub fn tempdir() -> String {
     let dir = tempfile::Builder::new()
         .prefix("s3db-test-")

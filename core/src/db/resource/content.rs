@@ -58,16 +58,20 @@ impl Resource {
     pub async fn set_content(&self, id: &str, content: Option<(Bytes, &str)>) -> Result<()> {
         let key = self.key(id)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.fetch(id).await?;
-            let (metadata, body, content_type) = match &content {
-                Some((bytes, ct)) => self.with_content(&current.record, Some(id), bytes, ct)?,
-                None => self.layout(&current.record, Some(id))?,
+            let current = self.fetch_current(id).await?;
+            let (mut metadata, body, content_type) = match &content {
+                Some((bytes, ct)) => {
+                    self.with_content(&current.stored.record, Some(id), bytes, ct)?
+                }
+                None => self.layout(&current.stored.record, Some(id))?,
             };
+            // The values do not change, nor does where their partition references stand.
+            self.keep_marker(&mut metadata, &current.raw);
             let req = PutRequest {
                 body,
                 metadata,
                 content_type,
-                condition: WriteCondition::IfMatch(current.etag),
+                condition: WriteCondition::IfMatch(current.stored.etag),
             };
             match self.db.ctx.store.put(&key, req).await {
                 Ok(_) => return Ok(()),

@@ -18,6 +18,7 @@ use crate::storage::{Metadata, Object, StoreError};
 mod content;
 use content::content_of;
 mod partitions;
+pub use partitions::{PartitionRepair, RepairReport};
 mod query;
 mod read;
 mod stale;

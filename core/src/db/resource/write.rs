@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 
+use super::partitions::{Current, RefState, Version, Written};
 use super::*;
 use crate::coord::jitter;
 use crate::error::{Error, ErrorKind, Result};
@@ -46,7 +48,10 @@ impl Resource {
         Ok((id, record))
     }
 
-    /// Inserts a new record (create-only write), then its partition references.
+    /// Inserts a new record (create-only write). Its partition references are written in the
+    /// same round trip, beside the record: a reference whose record does not exist (yet) is
+    /// skipped by readers, and the record carries no reference marker, so its next write
+    /// re-PUTs whatever a crash may have left out.
     pub async fn insert(&self, data: Value) -> Result<Value> {
         self.insert_inner(data, None).await
     }
@@ -55,6 +60,17 @@ impl Resource {
         &self,
         data: Value,
         content: Option<(Bytes, &str)>,
+    ) -> Result<Value> {
+        self.insert_with(data, content, true).await
+    }
+
+    /// `beside`: references concurrently with the record; else after it succeeded (for
+    /// `upsert`, whose insert is expected to fail when the record exists).
+    async fn insert_with(
+        &self,
+        data: Value,
+        content: Option<(Bytes, &str)>,
+        beside: bool,
     ) -> Result<Value> {
         let (id, record) = self.prepare_insert(data, Some("beforeInsert")).await?;
         let key = self.key(&id)?;
@@ -69,20 +85,43 @@ impl Resource {
             content_type,
             condition: WriteCondition::IfNoneMatch,
         };
-        match self.db.ctx.store.put(&key, req).await {
+        let put_record = self.db.ctx.store.put(&key, req);
+        let beside = beside && !refs.is_empty();
+        let (written, refs_written) = if beside {
+            let (w, r) = tokio::join!(put_record, self.put_references(&refs));
+            (w, Some(r))
+        } else {
+            (put_record.await, None)
+        };
+        match written {
             Ok(_) => {}
             Err(StoreError::PreconditionFailed) => {
+                if beside {
+                    // Our references name a record that is not ours: keep those its values
+                    // call for, remove the others.
+                    self.settle(&id, refs.into_iter().collect(), Default::default())
+                        .await;
+                }
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     format!(
                         "{}: a record with id {id:?} already exists",
                         self.def().name
                     ),
-                ))
+                ));
             }
+            // References written beside a record that was not are skipped by readers and
+            // removed by `repair`.
             Err(e) => return Err(e.at(&key)),
         }
-        self.put_references(&refs).await?;
+        let refs_written = match refs_written {
+            Some(r) => r,
+            None => self.put_references(&refs).await,
+        };
+        if let Err(e) = refs_written {
+            // The record is in; it has no marker, so its next write re-PUTs its references.
+            tracing::warn!(error = %e, "{key}: inserted; references left to the next write");
+        }
         self.after("afterInsert", self.output(record, &id)).await
     }
 
@@ -164,6 +203,24 @@ impl Resource {
         changes: Value,
         expected: Option<&str>,
     ) -> Result<(Value, String)> {
+        // References written by attempts whose compare-and-swap then failed.
+        let mut carry = BTreeSet::new();
+        let r = self
+            .update_attempts(id, changes, expected, &mut carry)
+            .await;
+        if r.is_err() && !carry.is_empty() {
+            self.settle(id, carry, BTreeSet::new()).await;
+        }
+        r
+    }
+
+    async fn update_attempts(
+        &self,
+        id: &str,
+        changes: Value,
+        expected: Option<&str>,
+        carry: &mut BTreeSet<String>,
+    ) -> Result<(Value, String)> {
         let key = self.key(id)?;
         let mut changes = object_of(changes)?;
         match changes.shift_remove("id") {
@@ -173,9 +230,9 @@ impl Resource {
             Some(_) => return Err(Error::validation("id: cannot be changed by update")),
         }
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.fetch(id).await?;
+            let current = self.fetch_current(id).await?;
             if let Some(want) = expected {
-                if !crate::storage::etags_equal(want, &current.etag) {
+                if !crate::storage::etags_equal(want, &current.stored.etag) {
                     return Err(Error::new(
                         ErrorKind::PreconditionFailed,
                         format!(
@@ -185,7 +242,7 @@ impl Resource {
                     ));
                 }
             }
-            let mut record = current.record.clone();
+            let mut record = current.stored.record.clone();
             for (k, v) in &changes {
                 set_dotted(&mut record, k, v.clone());
             }
@@ -194,7 +251,7 @@ impl Resource {
             }
             let record = self.before_write("beforeUpdate", id, record).await?;
             let record = self.def().schema().validate(record)?;
-            match self.write_over(id, &key, &current, &record).await {
+            match self.write_over(id, &key, &current, &record, carry).await {
                 Ok(etag) => {
                     let out = self.after("afterUpdate", self.output(record, id)).await?;
                     return Ok((out, etag));
@@ -214,50 +271,71 @@ impl Resource {
         ))
     }
 
-    /// Writes `record` over `current` (If-Match), then moves exactly the changed references.
+    /// Writes `record` over `current` (If-Match) and brings the partition references along
+    /// (`converge_write`). An error means the record was not written; `carry` collects the
+    /// references such a failed attempt wrote, for the next attempt to account for.
     pub(super) async fn write_over(
         &self,
         id: &str,
         key: &str,
-        current: &Stored,
+        current: &Current,
         record: &Map<String, Value>,
+        carry: &mut BTreeSet<String>,
     ) -> Result<String> {
-        let old_refs = self.reference_keys(&current.record, id).unwrap_or_default();
-        let new_refs = self.reference_keys(record, id)?;
-        let (metadata, body, content_type) = match &current.content {
+        let want: BTreeSet<String> = self.reference_keys(record, id)?.into_iter().collect();
+        let (metadata, body, content_type) = match &current.stored.content {
             Some((bytes, ct)) => self.with_content(record, Some(id), bytes, ct)?,
             None => self.layout(record, Some(id))?,
         };
-        let req = PutRequest {
-            body,
-            metadata,
-            content_type,
-            condition: WriteCondition::IfMatch(current.etag.clone()),
-        };
-        let etag = match self.db.ctx.store.put(key, req).await {
-            Ok(etag) => etag,
-            Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => {
-                return Err(Error::new(
+        if self.partitions.is_empty() {
+            let req = PutRequest {
+                body,
+                metadata,
+                content_type,
+                condition: WriteCondition::IfMatch(current.stored.etag.clone()),
+            };
+            return match self.db.ctx.store.put(key, req).await {
+                Ok(etag) => Ok(etag),
+                Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) => Err(Error::new(
                     ErrorKind::PreconditionFailed,
                     format!("{key} changed meanwhile"),
-                ))
-            }
-            Err(StoreError::NotFound) => return Err(self.missing(StoreError::NotFound, id, key)),
-            Err(e) => return Err(e.at(key)),
+                )),
+                Err(StoreError::NotFound) => Err(self.missing(StoreError::NotFound, id, key)),
+                Err(e) => Err(e.at(key)),
+            };
+        }
+        let version = Version {
+            metadata,
+            body,
+            content_type,
         };
-        let stale: Vec<String> = old_refs
-            .iter()
-            .filter(|k| !new_refs.contains(k))
-            .cloned()
-            .collect();
-        let fresh: Vec<String> = new_refs
-            .iter()
-            .filter(|k| !old_refs.contains(k))
-            .cloned()
-            .collect();
-        self.delete_keys(&stale).await?;
-        self.put_references(&fresh).await?;
-        Ok(etag)
+        let written = self
+            .converge_write(
+                id,
+                key,
+                current,
+                &want,
+                version,
+                Some(record),
+                carry,
+                &BTreeSet::new(),
+            )
+            .await;
+        match written {
+            Ok(Written::Done { etag }) => {
+                carry.clear();
+                Ok(etag)
+            }
+            Ok(Written::Superseded { etag, put, deleted }) => {
+                carry.clear();
+                self.settle(id, put, deleted).await;
+                Ok(etag)
+            }
+            Err(f) => {
+                carry.extend(f.put);
+                Err(f.error)
+            }
+        }
     }
 
     /// Replaces the whole record (it must exist), by compare-and-swap.
@@ -269,16 +347,30 @@ impl Resource {
                 .notify("beforeReplace", json!({"id": id, "fullData": data}))
                 .await?;
         }
-        let (_, mut record) = self.prepare_insert(Value::Object(data), None).await?;
+        let (_, record) = self.prepare_insert(Value::Object(data), None).await?;
+        let mut carry = BTreeSet::new();
+        let r = self.replace_attempts(id, record, &mut carry).await;
+        if r.is_err() && !carry.is_empty() {
+            self.settle(id, carry, BTreeSet::new()).await;
+        }
+        r
+    }
+
+    async fn replace_attempts(
+        &self,
+        id: &str,
+        mut record: Map<String, Value>,
+        carry: &mut BTreeSet<String>,
+    ) -> Result<Value> {
         let key = self.key(id)?;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.fetch(id).await?;
+            let current = self.fetch_current(id).await?;
             if self.def().timestamps {
-                if let Some(c) = current.record.get("createdAt") {
+                if let Some(c) = current.stored.record.get("createdAt") {
                     record.insert("createdAt".into(), c.clone());
                 }
             }
-            match self.write_over(id, &key, &current, &record).await {
+            match self.write_over(id, &key, &current, &record, carry).await {
                 Ok(_) => return self.after("afterReplace", self.output(record, id)).await,
                 Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
                     tokio::time::sleep(jitter()).await
@@ -299,7 +391,8 @@ impl Resource {
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        match self.insert(data.clone()).await {
+        // References after the record: this insert fails whenever the record exists.
+        match self.insert_with(data.clone(), None, false).await {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 self.update(&id.unwrap_or_default(), data).await
             }
@@ -330,17 +423,26 @@ impl Resource {
                     .map_err(|e| self.missing(e, id, &key))?;
                 (head.etag, Vec::new())
             } else {
-                let stored = self.fetch(id).await?;
-                let refs = self.reference_keys(&stored.record, id).unwrap_or_default();
+                let cur = self.fetch_current(id).await?;
+                // Its references, and any registered as possibly stale.
+                let mut refs = self.reference_set(&cur.stored.record, id);
+                if let RefState::Pending(keys) = &cur.state {
+                    refs.extend(keys.iter().cloned());
+                }
+                let refs: Vec<String> = refs.into_iter().collect();
                 if with_record {
-                    deleted = with_id(stored.record, id);
+                    deleted = with_id(cur.stored.record, id);
                     self.hooks.notify("beforeDelete", deleted.clone()).await?;
                 }
-                (stored.etag, refs)
+                (cur.stored.etag, refs)
             };
             match self.db.ctx.store.delete(&key, Some(&etag)).await {
                 Ok(()) => {
-                    self.delete_keys(&refs).await?;
+                    if let Err(e) = self.delete_keys(&refs).await {
+                        // The record is gone; readers skip references without one, and
+                        // `repair` removes them.
+                        tracing::warn!(error = %e, "{key}: deleted; references left to repair()");
+                    }
                     if self.hooks.has("afterDelete") {
                         self.hooks.notify("afterDelete", deleted).await?;
                     }
