@@ -165,3 +165,36 @@ async fn a_catalog_that_is_really_cut_short_is_backed_up_by_copy_and_healed() {
     let backup = store.get(&backups[0]).await.unwrap();
     assert_eq!(backup.body, cut, "the backup holds the stored bytes");
 }
+
+#[tokio::test]
+async fn a_catalog_edited_behind_a_file_stores_back_is_healed() {
+    let dir = common::tempdir();
+    let url = format!("file://{dir}");
+    let db = common::connect(&url).await;
+    db.create_resource("notes", &json!({"text": "string"}))
+        .await
+        .unwrap()
+        .insert(json!({"id": "n1", "text": "kept"}))
+        .await
+        .unwrap();
+    // A trailing comma written straight into the file: its sidecar no longer matches.
+    let path = std::path::Path::new(&dir).join("s3db.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.rfind('}').unwrap();
+    let edited = format!("{},{}", &text[..at], &text[at..]);
+    std::fs::write(&path, &edited).unwrap();
+
+    let healed = Database::connect(&url).await.unwrap();
+    let log = healed.healing_log();
+    assert!(log.iter().any(|l| l.contains("trailing comma")), "{log:?}");
+    let notes = healed.resource("notes").await.unwrap();
+    assert_eq!(notes.get("n1").await.unwrap()["text"], "kept");
+    let backups = healed
+        .store()
+        .list_all("s3db.json.corrupted.")
+        .await
+        .unwrap();
+    assert_eq!(backups.len(), 1);
+    let backup = healed.store().get(&backups[0]).await.unwrap();
+    assert_eq!(backup.body, edited.as_bytes());
+}

@@ -93,6 +93,15 @@ async fn read_twice_alike(store: &Store, first: &Object) -> Result<bool> {
         && head.size == first.body.len() as u64)
 }
 
+/// Whether the object at `key` holds `body`.
+async fn holds(store: &Store, key: &str, body: &[u8]) -> Result<bool> {
+    match store.get(key).await {
+        Ok(obj) => Ok(obj.body == body),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e.at(key)),
+    }
+}
+
 /// Creates an empty catalog; `None` when one exists already.
 async fn create(store: &Store) -> Result<Option<Cached>> {
     let catalog = catalog::empty(&catalog::iso_now());
@@ -143,6 +152,8 @@ async fn write_healed(
         match copied {
             // The copy holds the bytes that were judged corrupt, or the catalog changed.
             Ok(etag) if crate::storage::etags_equal(&etag, &corrupt.head.etag) => break backup,
+            // Another etag scheme (a file store's sidecar written elsewhere): compare bytes.
+            Ok(_) if holds(store, &backup, &corrupt.body).await? => break backup,
             Ok(_) | Err(StoreError::NotFound) => return Ok(None),
             // A backup of that same millisecond exists: never overwrite one, take the next.
             Err(StoreError::PreconditionFailed) | Err(StoreError::Conflict) if attempts < 100 => {
