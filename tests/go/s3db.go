@@ -70,7 +70,7 @@ const (
 	StatusLockLost           = int(C.S3DB_ERR_LOCK_LOST)
 	StatusCorrupt            = int(C.S3DB_ERR_CORRUPT)
 	StatusStorage            = int(C.S3DB_ERR_STORAGE)
-	StatusOutcomeUnknown     = int(C.S3DB_ERR_OUTCOME_UNKNOWN)
+	StatusOutcomeUnknown     = 11 // S3DB_ERR_OUTCOME_UNKNOWN (go vet cannot resolve this macro of the header)
 	StatusInternal           = int(C.S3DB_ERR_INTERNAL)
 )
 
