@@ -217,7 +217,9 @@ async def test_plugin_storage_ttl_expires_documents(mdb: Any) -> None:
     await asyncio.sleep(0.5)
     assert await ps.get(key) is None
     assert not await ps.has(key)
-    assert await ps.list() == ["plugin=ttl/long"]  # the expired one was deleted on read
+    # Deleted on read where its etag names its version; on S3 an empty-bodied document's etag
+    # (the MD5 of nothing) does not, so it is left for the next write (docs/reliability.md).
+    assert await ps.list() in (["plugin=ttl/long"], ["plugin=ttl/long", "plugin=ttl/short"])
     assert await ps.get(ps.key("long")) == {"v": 2}
 
 
